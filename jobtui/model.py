@@ -1,0 +1,243 @@
+"""The words every layer of jobtui speaks: plain, immutable data, no I/O.
+
+A `Job` is a snapshot. The engine makes a new one whenever anything about a job
+changes and hands it to the front ends; nobody mutates a `Job` in place, so a
+snapshot can cross threads (libvirt's event thread -> the UI) without locks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+StatValue = int | float | str | bool
+
+
+class JobType(enum.StrEnum):
+    MIGRATION_OUT = "migration-out"
+    MIGRATION_IN = "migration-in"
+    SAVE = "save"
+    RESTORE = "restore"
+    DUMP = "dump"
+    SNAPSHOT = "snapshot"
+    SNAPSHOT_REVERT = "snapshot-revert"
+    SNAPSHOT_DELETE = "snapshot-delete"
+    BACKUP = "backup"
+    BLOCK_PULL = "block-pull"
+    BLOCK_COPY = "block-copy"
+    BLOCK_COMMIT = "block-commit"
+    BLOCK_COMMIT_ACTIVE = "block-commit-active"
+    BLOCKDEV_CREATE = "blockdev-create"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_block(self) -> bool:
+        return self in _BLOCK_TYPES
+
+    @property
+    def is_migration(self) -> bool:
+        return self in (JobType.MIGRATION_OUT, JobType.MIGRATION_IN)
+
+
+_BLOCK_TYPES = frozenset(
+    {
+        JobType.BLOCK_PULL,
+        JobType.BLOCK_COPY,
+        JobType.BLOCK_COMMIT,
+        JobType.BLOCK_COMMIT_ACTIVE,
+        JobType.BLOCKDEV_CREATE,
+    }
+)
+
+
+class JobState(enum.StrEnum):
+    RUNNING = "running"
+    READY = "ready"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    # The job vanished and libvirt told us nothing: never claim a success we did not see.
+    UNKNOWN = "unknown"
+    # Its disk is gone from libvirt's view but QEMU still runs it.
+    ORPHANED = "orphaned"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+    @property
+    def active(self) -> bool:
+        return not self.finished
+
+
+_FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.ABORTED, JobState.UNKNOWN})
+
+
+class ControlOp(enum.StrEnum):
+    ABORT = "abort"
+    FINALIZE = "finalize"
+    PAUSE = "pause"
+    RESUME = "resume"
+    DISMISS = "dismiss"
+    SET_SPEED = "set-speed"
+    POSTCOPY = "postcopy"
+
+    @property
+    def destructive(self) -> bool:
+        return self in (ControlOp.ABORT, ControlOp.FINALIZE, ControlOp.DISMISS)
+
+
+class HostState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+class JobControlError(Exception):
+    """A control operation was refused or failed; `str(err)` is for a person."""
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only, hashable, ordered mapping: config and stats of a `Job`."""
+
+    __slots__ = ("_items", "_dict")
+
+    def __init__(self, data: Mapping[str, Any] | None = None, /, **kw: Any) -> None:
+        d = dict(data or {})
+        d.update(kw)
+        self._dict = d
+        self._items = tuple(d.items())
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._dict == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._dict!r})"
+
+
+@dataclass(frozen=True, order=True)
+class JobKey:
+    """Identity of one job run: a second `copy-vda` later is a different job."""
+
+    host: str
+    domain_uuid: str
+    name: str
+    started: float  # epoch seconds when jobtui first saw it (or libvirt's start time)
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.domain_uuid}/{self.name}@{self.started:.3f}"
+
+
+@dataclass(frozen=True)
+class Job:
+    key: JobKey
+    domain: str  # the domain's name (the uuid is in the key)
+    type: JobType
+    state: JobState
+    config: FrozenMap = field(default_factory=FrozenMap)
+    stats: FrozenMap = field(default_factory=FrozenMap)
+    # Progress in the job's own unit (bytes for everything libvirt reports today).
+    current: int | None = None
+    end: int | None = None
+    bandwidth: int | None = None  # bytes/s; None when unlimited or unknown
+    finished: float | None = None  # epoch seconds
+    message: str = ""  # why it ended, or what an operator must know ("stalled", "tainted")
+    qemu_id: str = ""  # QEMU's internal job id where known (copy-vda-libvirt-1-format)
+    stalled: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def host(self) -> str:
+        return self.key.host
+
+    @property
+    def started(self) -> float:
+        return self.key.started
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction done in [0, 1], or None when libvirt gives no total."""
+        if self.current is None or not self.end:
+            return None
+        return max(0.0, min(1.0, self.current / self.end))
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Domain:
+    host: str
+    uuid: str
+    name: str
+    state: str  # running, paused, shut off, ... (virsh's words)
+    responsive: bool = True
+
+
+@dataclass(frozen=True)
+class Host:
+    uri: str
+    state: HostState
+    readonly: bool = False
+    error: str = ""  # libvirt's reason for the last failure, shown as-is
+    hostname: str = ""
+
+
+# --- what the engine tells its subscribers -------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStateChanged:
+    """The proposal's JOB_STATE event: exactly once per transition, in order per job."""
+
+    key: JobKey
+    old: JobState | None  # None: first sighting
+    new: JobState
+    job: Job
+    time: float
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Stats or progress of a job changed without a state change."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobDismissed:
+    key: JobKey
+
+
+@dataclass(frozen=True)
+class DomainChanged:
+    domain: Domain
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class HostChanged:
+    host: Host
+
+
+EngineEvent = JobStateChanged | JobProgress | JobDismissed | DomainChanged | HostChanged
