@@ -1,2 +1,15 @@
 """jobtui: watch and steer long-running libvirt jobs."""
+
+import os as _os
+import tempfile as _tempfile
+
 __version__ = "0.1.0"
+
+# libvirt reads its log settings once, when the module is first imported; the
+# embedded driver otherwise writes warnings ("tainted: high-privileges") to
+# stderr, which corrupts a TUI. Every jobtui module that imports libvirt is
+# below this package, so setting it here always comes first.
+_os.environ.setdefault(
+    "LIBVIRT_LOG_OUTPUTS",
+    f"3:file:{_os.path.join(_tempfile.gettempdir(), f'jobtui-libvirt-{_os.getuid()}.log')}",
+)

@@ -1,0 +1,1 @@
+"""The job engine: the only layer (with the lab) that imports libvirt."""

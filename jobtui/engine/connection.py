@@ -1,0 +1,145 @@
+"""One libvirt connection: open, keepalive, close callback, reconnect with back-off.
+
+Opening and reconnecting run on the connection's own thread, so a host that
+does not answer never delays the others or the front end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+
+import libvirt
+
+from jobtui.engine.eventloop import ensure_event_loop
+from jobtui.engine.events import Post, register_domain_events, register_qemu_events
+
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def libvirt_reason(err: BaseException) -> str:
+    if isinstance(err, libvirt.libvirtError):
+        msg = err.get_error_message() or str(err)
+    else:
+        msg = str(err)
+    return msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
+
+
+def is_local_driver(uri: str) -> bool:
+    """Embedded and test drivers have no daemon and so no keepalive."""
+    return uri.startswith(("qemu:///embed", "test:"))
+
+
+class HostConnection:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        readonly: bool,
+        post: Post,
+        on_up: Callable[[HostConnection], None],
+        on_down: Callable[[HostConnection, str], None],
+        keepalive: tuple[int, int] = (2, 3),
+        qemu_events: bool = True,
+    ) -> None:
+        self.uri = uri
+        self.readonly = readonly
+        self.conn: libvirt.virConnect | None = None
+        self.qemu_events_active = False
+        self.last_error = ""
+        self._post = post
+        self._on_up = on_up
+        self._on_down = on_down
+        self._keepalive = keepalive
+        self._want_qemu_events = qemu_events
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._generation = 0
+        self._thread = threading.Thread(target=self._run, name=f"conn {uri}", daemon=True)
+
+    def start(self) -> None:
+        ensure_event_loop()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self._close()
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            if self.conn is None:
+                try:
+                    self._open()
+                    attempt = 0
+                    self._on_up(self)
+                except Exception as err:  # noqa: BLE001 - any failure is shown, then retried
+                    self.last_error = libvirt_reason(err)
+                    self._close()
+                    self._on_down(self, self.last_error)
+                    delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                    attempt += 1
+                    self._wake.wait(delay)
+                    self._wake.clear()
+                    continue
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def _open(self) -> None:
+        if self.readonly:
+            conn = libvirt.openReadOnly(self.uri)
+        else:
+            conn = libvirt.open(self.uri)
+        if conn is None:
+            raise RuntimeError(f"cannot connect to {self.uri}")
+        self._generation += 1
+        gen = self._generation
+        if not is_local_driver(self.uri):
+            # Without keepalive a stopped daemon blocks calls for 40 s and more.
+            conn.setKeepAlive(*self._keepalive)
+        conn.registerCloseCallback(lambda _c, reason, _o: self._closed(gen, reason), None)
+        register_domain_events(conn, self.uri, self._post)
+        self.qemu_events_active = False
+        if self._want_qemu_events and not self.readonly:
+            try:
+                register_qemu_events(conn, self.uri, self._post)
+                self.qemu_events_active = True
+            except libvirt.libvirtError:
+                # Not every driver or URI allows it; polling alone still finds every job.
+                self.qemu_events_active = False
+        self.conn = conn
+        self.last_error = ""
+
+    def _closed(self, gen: int, reason: int) -> None:
+        """Close callback (libvirt's event thread): hand off, reconnect on our thread."""
+        if gen != self._generation or self._stop.is_set():
+            return
+        reasons = {0: "connection error", 1: "end of file", 2: "keepalive timeout", 3: "client"}
+        why = f"connection lost ({reasons.get(reason, reason)})"
+        self.last_error = why
+        self.conn = None
+        self._on_down(self, why)
+        self._wake.set()
+
+    def lost(self, why: str) -> None:
+        """A call failed with a connection error the close callback has not reported."""
+        if self.conn is None:
+            return
+        self._generation += 1
+        old, self.conn = self.conn, None
+        with contextlib.suppress(libvirt.libvirtError):
+            old.close()
+        self.last_error = why
+        self._on_down(self, why)
+        self._wake.set()
+
+    def _close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.unregisterCloseCallback()
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()

@@ -1,0 +1,157 @@
+"""A `ControlOp` on a job -> the libvirt call that does it.
+
+Runs on the domain's worker thread. Refusals that need no libvirt call are
+decided before we get here (`jobtui.support.refusal`); what libvirt itself
+refuses comes back as `JobControlError` with libvirt's words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import libvirt
+
+from jobtui.engine.connection import libvirt_reason
+from jobtui.model import ControlOp, Job, JobControlError, JobState, JobType
+
+MiB = 1024 * 1024
+
+
+def parse_bandwidth(text: str | int) -> int:
+    """'32M', '32MiB/s', '1.5G', '1048576', '0' -> bytes/s. Raises ValueError."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError("bandwidth cannot be negative")
+        return text
+    s = text.strip().lower().replace(" ", "")
+    for suffix in ("/s", "ps", "bytes", "b"):
+        if s.endswith(suffix) and len(s) > len(suffix):
+            s = s[: -len(suffix)]
+    mult = 1
+    for units, m in (
+        (("kib", "ki", "k"), 1024),
+        (("mib", "mi", "m"), MiB),
+        (("gib", "gi", "g"), 1024 * MiB),
+    ):
+        for u in units:
+            if s.endswith(u):
+                s, mult = s[: -len(u)], m
+                break
+        if mult != 1:
+            break
+    try:
+        value = float(s)
+    except ValueError:
+        raise ValueError(f"not a bandwidth: {text!r} (try 32M, 512K or 0 for unlimited)") from None
+    if value < 0 or math.isnan(value) or math.isinf(value):
+        raise ValueError(f"not a bandwidth: {text!r}")
+    return int(value * mult)
+
+
+def _call(what: str, fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except libvirt.libvirtError as err:
+        raise JobControlError(f"{what}: {libvirt_reason(err)}") from None
+
+
+def execute(dom: libvirt.virDomain, job: Job, op: ControlOp, args: dict[str, Any]) -> str:
+    disk = str(job.config.get("disk", ""))
+    name = f"{job.name} on {job.domain}"
+    if job.state is JobState.ORPHANED:
+        if op is ControlOp.ABORT:
+            return _qemu_cancel(dom, job)
+        raise JobControlError(f"{name} is orphaned: only abort is possible")
+    if op is ControlOp.ABORT:
+        if job.type.is_block:
+            _call(
+                f"cannot abort {name}",
+                dom.blockJobAbort,
+                disk,
+                libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC,
+            )
+            if job.type is JobType.BLOCK_COPY and job.state is JobState.READY:
+                return f"aborting {name}: the copy left on disk is consistent"
+            return f"aborting {name}"
+        _call(f"cannot abort {name}", dom.abortJob)
+        if job.type is JobType.MIGRATION_OUT:
+            return f"aborted {name}: the domain keeps running on this host"
+        return f"aborted {name}"
+    if op is ControlOp.FINALIZE:
+        _call(
+            f"cannot finalize {name}",
+            dom.blockJobAbort,
+            disk,
+            libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT,
+        )
+        if job.type is JobType.BLOCK_COPY:
+            return f"pivoted {name}: the disk now uses {job.config.get('destination', 'the copy')}"
+        return f"finalized {name}: the disk now uses the base image"
+    if op is ControlOp.SET_SPEED:
+        bps = parse_bandwidth(args.get("bandwidth", 0))
+        return _set_speed(dom, job, bps, name)
+    if op is ControlOp.POSTCOPY:
+        _call(f"cannot switch {name} to post-copy", dom.migrateStartPostCopy, 0)
+        return f"{name} switched to post-copy: it can no longer be aborted"
+    if op in (ControlOp.PAUSE, ControlOp.RESUME):
+        verb = "block-job-pause" if op is ControlOp.PAUSE else "block-job-resume"
+        qid = job.qemu_id or _find_qemu_job(dom, disk)
+        _qemu(dom, {"execute": verb, "arguments": {"device": qid}}, f"cannot {op} {name}")
+        return f"{op}d {name} (through the QEMU monitor: the domain is now tainted)"
+    raise JobControlError(f"{op} is not supported for {name}")
+
+
+def _set_speed(dom: libvirt.virDomain, job: Job, bps: int, name: str) -> str:
+    human = "unlimited" if bps == 0 else f"{bps / MiB:.1f} MiB/s"
+    if job.type.is_migration:
+        flags = 0
+        if job.config.get("postcopy") == "active":
+            flags = libvirt.VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY
+        # migrateSetMaxSpeed takes MiB/s: round up so a small limit never becomes 0 (= unlimited).
+        _call(f"cannot set the speed of {name}", dom.migrateSetMaxSpeed, -(-bps // MiB), flags)
+        return f"{name}: bandwidth {human}"
+    flags = libvirt.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES
+    if job.type is JobType.BACKUP:
+        disks = [d for d in str(job.config.get("disks", "")).split(",") if d]
+        if not disks:
+            raise JobControlError(f"{name}: no disk of this backup is known yet")
+        for d in disks:
+            _call(f"cannot set the speed of {name} ({d})", dom.blockJobSetSpeed, d, bps, flags)
+        return f"{name}: bandwidth {human} on {', '.join(disks)}"
+    disk = str(job.config.get("disk", ""))
+    _call(f"cannot set the speed of {name}", dom.blockJobSetSpeed, disk, bps, flags)
+    return f"{name}: bandwidth {human}"
+
+
+def _qemu(dom: libvirt.virDomain, cmd: dict[str, Any], what: str) -> dict[str, Any]:
+    import libvirt_qemu
+
+    try:
+        out = libvirt_qemu.qemuMonitorCommand(dom, json.dumps(cmd), 0)
+    except libvirt.libvirtError as err:
+        raise JobControlError(f"{what}: {libvirt_reason(err)}") from None
+    reply = json.loads(out)
+    if "error" in reply:
+        raise JobControlError(f"{what}: QEMU says {reply['error'].get('desc', reply['error'])}")
+    return reply
+
+
+def _find_qemu_job(dom: libvirt.virDomain, disk: str) -> str:
+    reply = _qemu(dom, {"execute": "query-block-jobs"}, "cannot list QEMU's block jobs")
+    for j in reply.get("return", []):
+        dev = str(j.get("device", ""))
+        if f"-{disk}-" in dev:
+            return dev
+    raise JobControlError(f"QEMU runs no block job on {disk}")
+
+
+def _qemu_cancel(dom: libvirt.virDomain, job: Job) -> str:
+    qid = job.qemu_id or _find_qemu_job(dom, str(job.config.get("disk", "")))
+    _qemu(
+        dom,
+        {"execute": "block-job-cancel", "arguments": {"device": qid, "force": True}},
+        f"cannot cancel {job.name}",
+    )
+    return f"cancelled {qid} through the QEMU monitor (the domain is now tainted)"

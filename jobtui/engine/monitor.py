@@ -1,0 +1,524 @@
+"""JobMonitor: the proposal's job API over today's libvirt, for many connections.
+
+Threads:
+- libvirt's event loop (callbacks only queue records),
+- one per connection (open, reconnect),
+- one per domain (every call that may touch the QEMU monitor; see worker.py),
+- the dispatcher: the only writer of the registry, which turns samples and
+  events into JOB_STATE events for subscribers and schedules the polls.
+
+Polling follows the jobs: a domain with an active job is sampled about once
+a second (faster for the job on screen), an idle one every `idle_interval`.
+On read-write connections QEMU's job events make a new job appear within tens
+of milliseconds; polling remains the fallback and the check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from jobtui.engine import control as ctl
+from jobtui.engine.connection import HostConnection, libvirt_reason
+from jobtui.engine.events import LibvirtEvent
+from jobtui.engine.registry import Registry
+from jobtui.engine.sample import CallCounter, DomainSample, sample_domain
+from jobtui.engine.worker import DomainWorker
+from jobtui.model import (
+    ControlOp,
+    Domain,
+    EngineEvent,
+    Host,
+    HostChanged,
+    HostState,
+    Job,
+    JobControlError,
+    JobDismissed,
+    JobKey,
+)
+from jobtui.support import Options, refusal
+
+Subscriber = Callable[[EngineEvent], None]
+
+# libvirt error codes that mean the connection itself is gone.
+_CONN_ERRORS = {
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_INVALID_CONN,
+}
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    host: str
+    sample: DomainSample
+
+
+@dataclass(frozen=True)
+class _PollFailed:
+    host: str
+    uuid: str
+    reason: str
+    code: int
+
+
+@dataclass(frozen=True)
+class _HostUp:
+    host: str
+
+
+@dataclass(frozen=True)
+class _HostDown:
+    host: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _DomainList:
+    host: str
+    domains: tuple[tuple[str, str, Any], ...]  # (uuid, name, virDomain)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Run `fn` on the dispatcher thread (registry access from other threads)."""
+
+    fn: Callable[[], Any]
+
+
+class _DomainSlot:
+    def __init__(self, host: str, uuid: str, dom: Any) -> None:
+        self.host = host
+        self.uuid = uuid
+        self.dom = dom
+        self.worker = DomainWorker(f"{host} {uuid[:8]}")
+        self.counter = CallCounter()
+        self.next_due = 0.0
+        self.idle_polls = 0
+        self.polled_once = threading.Event()
+
+
+class JobMonitor:
+    def __init__(
+        self,
+        uris: list[str],
+        *,
+        options: Options | None = None,
+        history: Any = None,
+        idle_interval: float = 2.0,
+        active_interval: float = 1.0,
+        focus_interval: float = 0.25,
+        stuck_after: float = 3.0,
+        control_timeout: float = 15.0,
+        qemu_events: bool = True,
+        keepalive: tuple[int, int] = (2, 3),
+    ) -> None:
+        if not uris:
+            raise ValueError("at least one libvirt URI is needed")
+        self.options = options or Options()
+        self.idle_interval = idle_interval
+        self.active_interval = active_interval
+        self.focus_interval = focus_interval
+        self.stuck_after = stuck_after
+        self.control_timeout = control_timeout
+        self.history = history
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._reg = Registry()
+        self._lock = threading.RLock()  # guards the snapshots readers see
+        self._subs: list[Subscriber] = []
+        self._hosts: dict[str, Host] = {}
+        self._conns: dict[str, HostConnection] = {}
+        self._slots: dict[tuple[str, str], _DomainSlot] = {}
+        self._host_workers: dict[str, DomainWorker] = {}
+        self._host_next: dict[str, float] = {}
+        self._listed: dict[str, threading.Event] = {}
+        self._focus: JobKey | None = None
+        self._stop = threading.Event()
+        self._started_at = time.monotonic()
+        for uri in dict.fromkeys(uris):
+            self._hosts[uri] = Host(uri, HostState.CONNECTING, readonly=self.options.readonly)
+            self._listed[uri] = threading.Event()
+            self._conns[uri] = HostConnection(
+                uri,
+                readonly=self.options.readonly,
+                post=self._q.put,
+                on_up=lambda c: self._q.put(_HostUp(c.uri)),
+                on_down=lambda c, why: self._q.put(_HostDown(c.uri, why)),
+                keepalive=keepalive,
+                qemu_events=qemu_events,
+            )
+        if history is not None:
+            for job in history.jobs():
+                if job.host in self._hosts:
+                    self._reg.finished[job.key] = job
+        self._dispatcher = threading.Thread(target=self._run, name="jobtui dispatcher", daemon=True)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._dispatcher.start()
+        for c in self._conns.values():
+            c.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._q.put(None)
+        self._dispatcher.join(timeout=5)
+        for c in self._conns.values():
+            c.stop()
+        for slot in self._slots.values():
+            slot.worker.stop()
+        for w in self._host_workers.values():
+            w.stop()
+
+    def __enter__(self) -> JobMonitor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Until every host answered (or failed) and every domain was sampled once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                hosts = list(self._hosts.values())
+                slots = list(self._slots.values())
+            settled = all(
+                h.state is HostState.DISCONNECTED or self._listed[h.uri].is_set() for h in hosts
+            )
+            if settled and all(
+                s.polled_once.is_set()
+                for s in slots
+                if self._hosts[s.host].state is HostState.CONNECTED
+            ):
+                return True
+            time.sleep(0.02)
+        return False
+
+    # --- the proposal's API ----------------------------------------------------------
+
+    def hosts(self) -> list[Host]:
+        with self._lock:
+            return list(self._hosts.values())
+
+    def domains(self) -> list[Domain]:
+        with self._lock:
+            return [d.snapshot() for d in self._reg.domains.values()]
+
+    def jobs(self, *, include_finished: bool = True, domain: str | None = None) -> list[Job]:
+        with self._lock:
+            out = [t.job for t in self._reg.active.values()]
+            if include_finished:
+                out += list(self._reg.finished.values())
+        if domain is not None:
+            out = [j for j in out if domain in (j.domain, j.key.domain_uuid)]
+        return sorted(out, key=lambda j: (j.state.finished, j.host, j.domain, j.name, j.started))
+
+    def job(self, key: JobKey) -> Job | None:
+        with self._lock:
+            t = self._reg.track_for(key)
+            return t.job if t is not None else self._reg.finished.get(key)
+
+    def find(self, domain: str, name: str) -> Job | None:
+        """A job by domain (name or uuid) and job name; the active one, else the latest."""
+        cands = [j for j in self.jobs(domain=domain) if j.name == name]
+        active = [j for j in cands if j.state.active]
+        pool = active or cands
+        return max(pool, key=lambda j: j.started) if pool else None
+
+    def job_xml(self, key: JobKey) -> str:
+        from jobtui import jobxml
+
+        job = self.job(key)
+        if job is None:
+            raise KeyError(f"no job {key.name} on that domain")
+        return jobxml.to_xml(job)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subs.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._subs.remove(callback)
+
+        return unsubscribe
+
+    def focus(self, key: JobKey | None) -> None:
+        """The job on screen is sampled faster."""
+        self._focus = key
+
+    def call_counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        with self._lock:
+            counters = [s.counter for s in self._slots.values()]
+        for c in counters:
+            for k, v in list(c.counts.items()):
+                total[k] = total.get(k, 0) + v
+        return total
+
+    def control(self, key: JobKey, op: ControlOp, **args: Any) -> str:
+        """Run `op` now (blocking, bounded): call it from a worker thread."""
+        op = ControlOp(op)
+        job = self.job(key)
+        if job is None:
+            raise JobControlError(f"no such job: {key.name}")
+        reason = refusal(job, op, self.options)
+        if reason:
+            raise JobControlError(reason)
+        if op is ControlOp.DISMISS:
+            return self._dismiss(job)
+        with self._lock:
+            host = self._hosts.get(job.host)
+            slot = self._slots.get((job.host, key.domain_uuid))
+            dom_info = self._reg.domains.get((job.host, key.domain_uuid))
+        if host is None or host.state is not HostState.CONNECTED or slot is None:
+            raise JobControlError(f"{job.host} is not connected")
+        if dom_info is not None and not dom_info.responsive:
+            stuck = slot.worker.stuck_for(time.monotonic())
+            raise JobControlError(
+                f"{job.domain} is not responding (its QEMU monitor has not answered for "
+                f"{stuck:.0f} s); try again when it recovers"
+            )
+        if op is ControlOp.SET_SPEED:
+            try:
+                args["bandwidth"] = ctl.parse_bandwidth(args.get("bandwidth", ""))
+            except ValueError as err:
+                raise JobControlError(str(err)) from None
+        fut = slot.worker.submit(lambda: ctl.execute(slot.dom, job, op, args))
+        try:
+            msg = fut.result(timeout=self.control_timeout)
+        except TimeoutError:
+            raise JobControlError(
+                f"libvirt did not answer within {self.control_timeout:.0f} s; "
+                f"the {op} may still happen"
+            ) from None
+        if op is ControlOp.ABORT:
+            self._q.put(_Call(lambda: self._reg.note_abort(key)))
+        self._q.put(_Call(lambda: self._reg.poke.add((key.host, key.domain_uuid))))
+        return msg
+
+    def _dismiss(self, job: Job) -> str:
+        def drop() -> None:
+            with self._lock:
+                self._reg.finished.pop(job.key, None)
+            self._emit([JobDismissed(job.key)])
+
+        if self.history is not None:
+            self.history.dismiss(job.key)
+        done = threading.Event()
+        self._q.put(_Call(lambda: (drop(), done.set())))
+        done.wait(5)
+        return f"dismissed {job.name} on {job.domain}"
+
+    # --- the dispatcher --------------------------------------------------------------
+
+    def _emit(self, events: list[EngineEvent]) -> None:
+        for e in events:
+            for cb in list(self._subs):
+                try:
+                    cb(e)
+                except Exception:  # noqa: BLE001, S112 - one bad subscriber must not stop the engine
+                    continue
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._q.get(timeout=0.05)
+            except queue.Empty:
+                item = ...
+            if item is None:
+                return
+            with self._lock:
+                if item is not ...:
+                    self._handle(item)
+                    # Drain what else is waiting: one pass, one batch of emissions.
+                    for _ in range(500):
+                        try:
+                            more = self._q.get_nowait()
+                        except queue.Empty:
+                            break
+                        if more is None:
+                            return
+                        self._handle(more)
+                now = time.time()
+                self._reg.tick(now)
+                self._watchdog()
+                self._schedule(time.monotonic())
+                out, finished = self._reg.drain()
+            for job in finished:
+                if self.history is not None and job.type.value != "blockdev-create":
+                    with contextlib.suppress(Exception):
+                        self.history.record(job)
+            self._emit(out)
+
+    def _handle(self, item: Any) -> None:
+        if isinstance(item, LibvirtEvent):
+            self._reg.apply_event(item)
+        elif isinstance(item, _Sampled):
+            slot = self._slots.get((item.host, item.sample.uuid))
+            self._reg.apply_sample(item.host, item.sample)
+            if slot is not None:
+                slot.polled_once.set()
+            if item.sample.gone:
+                self._drop_slot(item.host, item.sample.uuid)
+        elif isinstance(item, _PollFailed):
+            self._poll_failed(item)
+        elif isinstance(item, _DomainList):
+            self._domain_list(item)
+        elif isinstance(item, _HostUp):
+            self._set_host(item.host, HostState.CONNECTED, "")
+            conn = self._conns[item.host]
+            if conn.qemu_events_active:
+                self._reg.qemu_event_hosts.add(item.host)
+            else:
+                self._reg.qemu_event_hosts.discard(item.host)
+            self._host_next[item.host] = 0.0
+            for d in self._reg.domains.values():
+                if d.host == item.host:
+                    d.xml_dirty = d.want_completed = True
+        elif isinstance(item, _HostDown):
+            self._set_host(item.host, HostState.DISCONNECTED, item.reason)
+            self._listed[item.host].set()
+        elif isinstance(item, _Call):
+            item.fn()
+
+    def _set_host(self, uri: str, state: HostState, error: str) -> None:
+        old = self._hosts[uri]
+        new = Host(uri, state, readonly=old.readonly, error=error)
+        if new != old:
+            self._hosts[uri] = new
+            self._reg.out.append(HostChanged(new))
+
+    def _poll_failed(self, f: _PollFailed) -> None:
+        if f.code in _CONN_ERRORS:
+            self._conns[f.host].lost(f.reason)
+            return
+        if f.code == libvirt.VIR_ERR_NO_DOMAIN:
+            self._reg.remove_domain(f.host, f.uuid, time.time())
+            self._drop_slot(f.host, f.uuid)
+            return
+        if f.code == libvirt.VIR_ERR_OPERATION_TIMEOUT:
+            self._reg.set_responsive(f.host, f.uuid, False)
+
+    def _drop_slot(self, host: str, uuid: str) -> None:
+        slot = self._slots.pop((host, uuid), None)
+        if slot is not None:
+            slot.worker.stop()
+
+    def _domain_list(self, item: _DomainList) -> None:
+        seen = set()
+        for uuid, _name, dom in item.domains:
+            seen.add(uuid)
+            slot = self._slots.get((item.host, uuid))
+            if slot is None:
+                self._slots[(item.host, uuid)] = _DomainSlot(item.host, uuid, dom)
+            else:
+                slot.dom = dom  # a reconnect gives new handles
+        for host, uuid in list(self._slots):
+            if host == item.host and uuid not in seen:
+                self._reg.remove_domain(host, uuid, time.time())
+                self._drop_slot(host, uuid)
+        self._listed[item.host].set()
+
+    def _watchdog(self) -> None:
+        mono = time.monotonic()
+        for slot in self._slots.values():
+            stuck = slot.worker.stuck_for(mono) > self.stuck_after
+            d = self._reg.domains.get((slot.host, slot.uuid))
+            if d is None:
+                continue
+            if stuck and d.responsive:
+                self._reg.set_responsive(slot.host, slot.uuid, False)
+            elif not stuck and not d.responsive and slot.worker.busy_since is None:
+                self._reg.set_responsive(slot.host, slot.uuid, True)
+
+    def _schedule(self, mono: float) -> None:
+        for uri, host in self._hosts.items():
+            if host.state is not HostState.CONNECTED:
+                continue
+            if mono >= self._host_next.get(uri, 0.0):
+                self._host_next[uri] = mono + self.idle_interval
+                self._list_domains(uri)
+        pokes, self._reg.poke = self._reg.poke, set()
+        focus = self._focus
+        for key, slot in self._slots.items():
+            if self._hosts[slot.host].state is not HostState.CONNECTED:
+                continue
+            if key in pokes:
+                slot.next_due = min(slot.next_due, mono)
+            if slot.worker.poll_pending or mono < slot.next_due:
+                continue
+            self._submit_poll(slot, mono, focus)
+
+    def _list_domains(self, uri: str) -> None:
+        conn = self._conns[uri].conn
+        if conn is None:
+            return
+        w = self._host_workers.get(uri)
+        if w is None:
+            w = self._host_workers[uri] = DomainWorker(f"{uri} domains")
+        if w.poll_pending:
+            return
+        w.poll_pending = True
+
+        def run() -> None:
+            try:
+                doms = conn.listAllDomains(0)
+                self._q.put(_DomainList(uri, tuple((d.UUIDString(), d.name(), d) for d in doms)))
+            except libvirt.libvirtError as err:
+                if err.get_error_code() in _CONN_ERRORS:
+                    self._conns[uri].lost(libvirt_reason(err))
+            finally:
+                w.poll_pending = False
+
+        w.submit(run)
+
+    def _submit_poll(self, slot: _DomainSlot, mono: float, focus: JobKey | None) -> None:
+        d = self._reg.domains.get((slot.host, slot.uuid))
+        tracks = [
+            t
+            for t in self._reg.active.values()
+            if t.job.host == slot.host and t.job.key.domain_uuid == slot.uuid
+        ]
+        if focus is not None and any(t.job.key == focus for t in tracks):
+            interval = self.focus_interval
+        elif tracks:
+            interval = self.active_interval
+        else:
+            interval = self.idle_interval
+        slot.next_due = mono + interval
+        slot.idle_polls = 0 if tracks else slot.idle_polls + 1
+        read_xml = d is None or d.xml_dirty or slot.idle_polls % 15 == 1
+        want_completed = d is None or d.want_completed
+        disks = d.disks if d is not None else ()
+        slot.worker.poll_pending = True
+        host, uuid, dom, counter = slot.host, slot.uuid, slot.dom, slot.counter
+
+        def poll() -> None:
+            try:
+                s = sample_domain(
+                    dom,
+                    read_xml=read_xml,
+                    disks=disks,
+                    want_completed=want_completed,
+                    counter=counter,
+                    now=time.time(),
+                )
+                self._q.put(_Sampled(host, s))
+            except libvirt.libvirtError as err:
+                self._q.put(_PollFailed(host, uuid, libvirt_reason(err), err.get_error_code()))
+            finally:
+                slot.worker.poll_pending = False
+
+        slot.worker.submit(poll)

@@ -1,0 +1,216 @@
+"""One look at a domain through libvirt's public API, as plain data.
+
+`sample_domain` runs on the domain's own worker thread (it may block on the
+QEMU monitor); what it returns is immutable and goes to the dispatcher, which
+alone decides what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import libvirt
+from lxml import etree
+
+from jobtui.model import JobType
+
+# virDomainJobOperation -> job type (libvirt-domain.h).
+OPERATION_TYPES: dict[int, JobType] = {
+    2: JobType.SAVE,
+    3: JobType.RESTORE,
+    4: JobType.MIGRATION_IN,
+    5: JobType.MIGRATION_OUT,
+    6: JobType.SNAPSHOT,
+    7: JobType.SNAPSHOT_REVERT,
+    8: JobType.DUMP,
+    9: JobType.BACKUP,
+    10: JobType.SNAPSHOT_DELETE,
+}
+
+# virDomainBlockJobType -> job type.
+BLOCK_TYPES: dict[int, JobType] = {
+    1: JobType.BLOCK_PULL,
+    2: JobType.BLOCK_COPY,
+    3: JobType.BLOCK_COMMIT,
+    4: JobType.BLOCK_COMMIT_ACTIVE,
+    5: JobType.BACKUP,
+}
+
+BLOCK_NAME_PREFIX: dict[JobType, str] = {
+    JobType.BLOCK_PULL: "pull",
+    JobType.BLOCK_COPY: "copy",
+    JobType.BLOCK_COMMIT: "commit",
+    JobType.BLOCK_COMMIT_ACTIVE: "commit",
+}
+
+DOMAIN_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "idle",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+}
+
+ACTIVE_STATES = frozenset({"running", "idle", "paused", "in shutdown", "pmsuspended"})
+
+
+def block_job_name(typ: JobType, disk: str) -> str:
+    return f"{BLOCK_NAME_PREFIX.get(typ, 'block')}-{disk}"
+
+
+def domain_job_name(typ: JobType) -> str:
+    return str(typ)
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    target: str
+    alias: str = ""
+    source: str = ""
+    mirror_job: str = ""  # 'copy' or 'active-commit' while a mirror exists
+    mirror_ready: str = ""  # 'yes', 'no', 'pivot', 'abort'
+    mirror_dest: str = ""
+
+
+@dataclass(frozen=True)
+class DomainSample:
+    uuid: str
+    name: str
+    state: str
+    taken: float  # time.time() when the sample was taken
+    disks: tuple[DiskInfo, ...] | None = None  # None: XML not re-read this time
+    job_stats: dict[str, Any] = field(default_factory=dict)  # {} when none / not asked
+    completed_stats: dict[str, Any] | None = None  # None when not asked for
+    block: dict[str, dict[str, int]] = field(default_factory=dict)  # disk -> blockJobInfo
+    gone: bool = False  # the domain no longer exists
+    error: str = ""
+
+
+def parse_disks(xml: str) -> tuple[DiskInfo, ...]:
+    root = etree.fromstring(xml.encode())
+    out = []
+    for disk in root.iterfind("./devices/disk"):
+        target = disk.find("target")
+        if target is None or disk.get("device", "disk") not in ("disk", "lun"):
+            continue
+        alias = disk.find("alias")
+        source = disk.find("source")
+        mirror = disk.find("mirror")
+        src = ""
+        if source is not None:
+            src = source.get("file") or source.get("dev") or source.get("name") or ""
+        mj = mr = md = ""
+        if mirror is not None:
+            mj = mirror.get("job", "")
+            mr = mirror.get("ready", "no")
+            ms = mirror.find("source")
+            md = (
+                (ms.get("file") or ms.get("dev") or "")
+                if ms is not None
+                else mirror.get("file", "")
+            )
+        out.append(
+            DiskInfo(
+                target=target.get("dev", ""),
+                alias=alias.get("name", "") if alias is not None else "",
+                source=src,
+                mirror_job=mj,
+                mirror_ready=mr,
+                mirror_dest=md,
+            )
+        )
+    return tuple(out)
+
+
+class CallCounter:
+    """Counts libvirt calls by name: the engine's cost, measured rather than guessed."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def hit(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def sample_domain(
+    dom: libvirt.virDomain,
+    *,
+    read_xml: bool,
+    disks: tuple[DiskInfo, ...],
+    want_completed: bool,
+    counter: CallCounter,
+    now: float,
+) -> DomainSample:
+    """Everything the engine needs to know about `dom`'s jobs right now."""
+    counter.hit("state")
+    try:
+        st, _reason = dom.state()
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return DomainSample(uuid=dom.UUIDString(), name="", state="", taken=now, gone=True)
+        raise
+    state = DOMAIN_STATES.get(st, "unknown")
+    name = dom.name()
+    uuid = dom.UUIDString()
+    new_disks: tuple[DiskInfo, ...] | None = None
+    if read_xml:
+        counter.hit("XMLDesc")
+        new_disks = parse_disks(dom.XMLDesc(0))
+        disks = new_disks
+    job_stats: dict[str, Any] = {}
+    block: dict[str, dict[str, int]] = {}
+    completed = None
+    if state in ACTIVE_STATES:
+        counter.hit("jobStats")
+        job_stats = _job_stats(dom, 0)
+        for d in disks:
+            counter.hit("blockJobInfo")
+            info = _block_info(dom, d.target)
+            if info:
+                block[d.target] = info
+    if want_completed:
+        counter.hit("jobStats")
+        completed = _job_stats(
+            dom,
+            libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED,
+        )
+    return DomainSample(
+        uuid=uuid,
+        name=name,
+        state=state,
+        taken=now,
+        disks=new_disks,
+        job_stats=job_stats if job_stats.get("type", 0) not in (0,) else {},
+        completed_stats=completed,
+        block=block,
+    )
+
+
+def _job_stats(dom: libvirt.virDomain, flags: int) -> dict[str, Any]:
+    try:
+        return dict(dom.jobStats(flags))
+    except libvirt.libvirtError as err:
+        # The domain went away under us (a save just ended it): no job to report.
+        if err.get_error_code() in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
+            return {}
+        raise
+
+
+def _block_info(dom: libvirt.virDomain, disk: str) -> dict[str, int]:
+    try:
+        return dict(dom.blockJobInfo(disk, libvirt.VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES))
+    except libvirt.libvirtError as err:
+        if err.get_error_code() in (
+            libvirt.VIR_ERR_OPERATION_INVALID,
+            libvirt.VIR_ERR_INVALID_ARG,
+            libvirt.VIR_ERR_NO_DOMAIN,
+        ):
+            return {}
+        raise
