@@ -117,6 +117,12 @@ class Lab:
         self._remove_root()
         atexit.unregister(self.close)
 
+    def remove(self, name: str) -> None:
+        """Destroy and undefine one domain the lab made (its images stay until close)."""
+        self._destroy(name)
+        if name in self._domains:
+            self._domains.remove(name)
+
     def _destroy(self, name: str) -> None:
         try:
             dom = self.conn.lookupByName(name)
@@ -267,13 +273,18 @@ class Lab:
     def start_commit(
         self, dom: libvirt.virDomain, disk: str, *, bandwidth: int = 8 * MiB, top: int = 1
     ) -> None:
-        """Commit the backing layer `top` levels below the active one into its base."""
+        """Commit the layer `top` levels below the active one into the layer below it.
+
+        libvirt numbers a chain from the active layer: `vda[1]` is the top.
+        """
         flags = libvirt.VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES
         self._block_call(
             dom,
             disk,
             "commit",
-            lambda: dom.blockCommit(disk, f"{disk}[{top + 1}]", f"{disk}[{top}]", bandwidth, flags),
+            lambda: dom.blockCommit(
+                disk, f"{disk}[{top + 2}]", f"{disk}[{top + 1}]", bandwidth, flags
+            ),
         )
 
     def start_active_commit(
