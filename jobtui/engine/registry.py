@@ -455,7 +455,8 @@ class Registry:
         self.poke.add((e.host, e.uuid))
         if state is JobState.READY:
             if t.job.state is JobState.RUNNING:
-                self._set_state(t, JobState.READY, e.time)
+                # Synchronised: libvirt holds cur one short of end until READY.
+                self._set_state(t, JobState.READY, e.time, current=t.job.end)
             return
         msg = ""
         if state is JobState.FAILED:
