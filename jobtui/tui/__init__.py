@@ -1,0 +1,1 @@
+"""The Textual front end. Entry point: `jobtui.tui.app.run_tui(source)`."""

@@ -1,0 +1,577 @@
+"""The Textual app: watch and steer jobs from any `JobSource`.
+
+Data flows one way. The engine's callbacks (on its threads) only post the
+immutable event to the app; the app folds events into its `JobStore` and
+repaints at most once per tick. Everything that may block on the engine (the
+job list, control, job XML) runs in a thread worker that answers with a typed
+message. The event loop never waits on libvirt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events, on, work
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Input, Tree
+
+from jobtui.model import (
+    ControlOp,
+    EngineEvent,
+    HostChanged,
+    HostState,
+    Job,
+    JobControlError,
+    JobKey,
+    JobState,
+)
+from jobtui.source import JobSource
+from jobtui.support import Options, refusal
+from jobtui.tui import keymap
+from jobtui.tui.format import short_host
+from jobtui.tui.messages import ControlFinished, EngineEventArrived, SnapshotLoaded, XmlLoaded
+from jobtui.tui.screens.bandwidth import BandwidthScreen
+from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
+from jobtui.tui.screens.help import HelpScreen
+from jobtui.tui.store import ALL, JobStore, Scope, matches, sort_key
+from jobtui.tui.widgets.detail import DetailPane
+from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, describe
+from jobtui.tui.widgets.event_log import EventLog, log_line
+from jobtui.tui.widgets.host_bar import HostBar
+from jobtui.tui.widgets.job_table import JobTable, row_cells
+from jobtui.tui.widgets.status_line import StatusLine
+
+# Below this many columns the tree folds away and optional columns go (80×24 must work).
+NARROW = 100
+
+# action → the control op it runs; pause_resume picks its op from the job's state.
+_CONTROL_ACTIONS: dict[str, ControlOp | None] = {
+    "abort": ControlOp.ABORT,
+    "finalize": ControlOp.FINALIZE,
+    "pause_resume": None,
+    "dismiss": ControlOp.DISMISS,
+    "bandwidth": ControlOp.SET_SPEED,
+}
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What one repaint changed: for benchmarks and tests (`JobTUI(on_flush=...)`)."""
+
+    touched: frozenset[JobKey]  # jobs whose row was added, updated or removed
+    at: float  # time.perf_counter() when the table had been updated
+
+
+class JobTUI(App[None]):
+    CSS_PATH = "jobtui.tcss"
+    TITLE = "jobtui"
+    ENABLE_COMMAND_PALETTE = False
+    AUTO_FOCUS = "#jobs"
+    BINDINGS: ClassVar[list[BindingType]] = list(keymap.BINDINGS)
+
+    def __init__(
+        self,
+        source: JobSource,
+        *,
+        readonly: bool = False,
+        keymap_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        tz: tzinfo | None = None,
+        flush_interval: float = 0.25,
+        on_flush: Callable[[FlushReport], None] | None = None,
+    ) -> None:
+        """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local)."""
+        super().__init__()
+        self.source = source
+        self._force_readonly = readonly
+        self._keymap_path = keymap_path
+        self._user_keymap: dict[str, str] = {}
+        self._clock = clock
+        self._tz = tz
+        self._flush_interval = flush_interval
+        self._on_flush = on_flush
+        self._store = JobStore()
+        self._scope: Scope = ALL
+        self._filter = ""
+        self._show_finished = True
+        self._tree_shown: bool | None = None  # None: follow the terminal width
+        self._narrow = False
+        self._xml_mode = False
+        self._xml_loading = False
+        self._xml_stale = False
+        self._view_dirty = True
+        self._last_second: int | None = None
+        self._selected: tuple[JobKey | None, JobState | None] = (None, None)
+        self._pending_select: JobKey | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loaded = asyncio.Event()
+
+    # --- public ----------------------------------------------------------------------------
+
+    @property
+    def options(self) -> Options:
+        opts = self.source.options
+        return replace(opts, readonly=True) if self._force_readonly else opts
+
+    @property
+    def selected_job(self) -> Job | None:
+        key = self.query_one(JobTable).selected_key
+        return self._store.jobs.get(key) if key is not None else None
+
+    async def wait_until_loaded(self) -> None:
+        """Until the first job list is on screen."""
+        await self._loaded.wait()
+
+    def flush_updates(self) -> None:
+        """Apply pending engine events now instead of at the next tick."""
+        self._flush()
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HostBar(id="host-bar")
+        with Horizontal(id="body"):
+            yield DomainTree(id="tree")
+            with Vertical(id="main"):
+                yield Input(placeholder="filter: domain, job, type, state, host", id="filter")
+                yield JobTable(id="jobs")
+                yield DetailPane(id="detail")
+        yield EventLog(id="event-log")
+        yield StatusLine(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self._keymap_path is not None:
+            self._user_keymap, problems = keymap.load_keymap(self._keymap_path)
+            self.set_keymap(self._user_keymap)
+            for problem in problems:
+                self.notify(problem, title="keymap", severity="warning", timeout=10)
+        self._unsubscribe = self.source.subscribe(self._hand_off)
+        self.set_interval(self._flush_interval, self._flush)
+        self._apply_width(self.size.width)
+        self._load(self._store.seq, start=True)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self._narrow = width < NARROW
+        self.query_one(JobTable).set_compact(self._narrow)
+        self._apply_tree_visibility()
+
+    def _apply_tree_visibility(self) -> None:
+        tree = self.query_one(DomainTree)
+        shown = self._tree_shown if self._tree_shown is not None else not self._narrow
+        tree.display = shown
+        if not shown and tree.has_focus:
+            self.query_one(JobTable).focus()
+
+    # --- engine → UI -----------------------------------------------------------------------
+
+    def _hand_off(self, event: EngineEvent) -> None:
+        # Runs on an engine thread: stamp and post, nothing else (post_message is thread-safe).
+        self.post_message(EngineEventArrived(event, self._clock()))
+
+    def on_engine_event_arrived(self, message: EngineEventArrived) -> None:
+        event = message.event
+        if isinstance(event, HostChanged):
+            before = self._store.hosts.get(event.host.uri)
+            if (
+                event.host.state is HostState.CONNECTED
+                and before is not None
+                and before.state is not HostState.CONNECTED
+            ):
+                # Back from a lost connection: rebuild from a fresh list (keyed rows: no dupes).
+                self._load(self._store.seq)
+        self._store.apply(event, message.at)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load(self, since_seq: int, start: bool = False) -> None:
+        try:
+            if start:
+                self.source.start()
+            hosts = self.source.hosts()
+            domains = self.source.domains()
+            jobs = self.source.jobs()
+        except Exception as err:  # noqa: BLE001 - any engine failure is shown, never fatal
+            self.post_message(SnapshotLoaded([], [], [], since_seq, error=str(err) or repr(err)))
+            return
+        self.post_message(SnapshotLoaded(hosts, domains, jobs, since_seq))
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        if message.error:
+            self.notify(message.error, title="cannot list jobs", severity="error")
+        else:
+            self._store.load(
+                message.hosts,
+                message.domains,
+                message.jobs,
+                at=self._clock(),
+                since_seq=message.since_seq,
+            )
+        self._view_dirty = True
+        self._flush()
+        self._loaded.set()
+
+    # --- the one repaint per tick --------------------------------------------------------
+
+    def _visible(self, job: Job) -> bool:
+        return (
+            job in self._scope
+            and (self._show_finished or job.state.active)
+            and matches(job, self._filter)
+        )
+
+    def _flush(self) -> None:
+        changes = self._store.take()
+        now = self._clock()
+        second = int(now)
+        new_second = second != self._last_second
+        self._last_second = second
+        if not changes and not new_second and not self._view_dirty:
+            return
+        store = self._store
+        table = self.query_one(JobTable)
+
+        visible_jobs = sorted((j for j in store.jobs.values() if self._visible(j)), key=sort_key)
+        shown = table.shown
+        render = []
+        for job in visible_jobs:
+            # Elapsed and ETA of active jobs move with the clock, not only with events.
+            if job.key not in shown or job.key in changes.jobs or (new_second and job.state.active):
+                render.append(job)
+        cells = {j.key: row_cells(j, store.rates[j.key].rate, now) for j in render}
+        touched = table.sync((j.key for j in visible_jobs), cells)
+        if self._pending_select is not None and table.select(self._pending_select):
+            self._pending_select = None
+
+        if changes.structure or changes.states or self._view_dirty:
+            self._sync_tree()
+        if changes.hosts or changes.structure or changes.states or self._view_dirty:
+            self._sync_status()
+        if changes.transitions:
+            log = self.query_one(EventLog)
+            for t in changes.transitions:
+                host = store.hosts.get(t.key.host)
+                name = short_host(t.key.host, host.hostname if host is not None else "")
+                log.write(log_line(t, name, self._tz))
+        self._sync_detail(changed=changes.jobs, force=new_second or self._view_dirty)
+        self._view_dirty = False
+        if self._on_flush is not None:
+            self._on_flush(FlushReport(frozenset(touched), time.perf_counter()))
+
+    def _sync_tree(self) -> None:
+        store = self._store
+        jobs = sorted(
+            (
+                j
+                for j in store.jobs.values()
+                if (self._show_finished or j.state.active) and matches(j, self._filter)
+            ),
+            key=sort_key,
+        )
+        keep = None
+        if self._filter:
+            needle = self._filter.lower()
+            keep = {dk for dk, d in store.domains.items() if needle in d.name.lower()}
+        specs = describe(
+            list(store.hosts.values()), list(store.domains.values()), jobs, keep_domain=keep
+        )
+        self.query_one(DomainTree).sync(specs)
+
+    def _sync_status(self) -> None:
+        store = self._store
+        hosts = list(store.hosts.values())
+        self.query_one(HostBar).show(hosts, readonly=self.options.readonly)
+        active = sum(1 for j in store.jobs.values() if j.state.active)
+        self.query_one(StatusLine).show(
+            hosts,
+            active=active,
+            finished=len(store.jobs) - active,
+            finished_hidden=not self._show_finished,
+            filter_text=self._filter,
+            readonly=self.options.readonly,
+        )
+
+    def _sync_detail(self, *, changed: set[JobKey], force: bool = False) -> None:
+        job = self.selected_job
+        key = job.key if job is not None else None
+        state = job.state if job is not None else None
+        selection_moved = key != self._selected[0]
+        if not (force or selection_moved or key in changed):
+            return
+        if selection_moved or state != self._selected[1]:
+            # What a/f/p/d/b may do depends on the selected job and its state.
+            self.refresh_bindings()
+        self._selected = (key, state)
+        detail = self.query_one(DetailPane)
+        if job is None:
+            detail.show_job(None)
+        else:
+            detail.show_job(
+                job,
+                domain=self._store.domain_of(job),
+                track=self._store.rates.get(job.key),
+                now=self._clock(),
+                hints=self._hints(job),
+            )
+        if self._xml_mode and (selection_moved or key in changed):
+            self._request_xml()
+
+    def _hints(self, job: Job) -> list[str]:
+        """Why a key shown dimmed in the footer does nothing right now."""
+        hints = []
+        for binding in keymap.BINDINGS:
+            if self.check_action(binding.action, ()) is None:
+                op = self._op_for(binding.action, job)
+                reason = refusal(job, op, self.options) if op is not None else None
+                if reason:
+                    key = keymap.keys_for(binding, self._user_keymap)[0]
+                    hints.append(f"{self.get_key_display(binding.with_key(key))}: {reason}")
+        return hints
+
+    # --- selection -------------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # The event may name a row the cursor only passed while rows were re-sorted:
+        # read the table's current selection instead.
+        self._sync_detail(changed=set())
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        tree = self.query_one(DomainTree)
+        scope = tree.scope
+        node = tree.cursor_node
+        if node is not None and isinstance(node.data, JobRef):
+            self._pending_select = node.data.key
+        if scope != self._scope or self._pending_select is not None:
+            self._scope = scope
+            self._view_dirty = True
+            self._flush()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        self.query_one(JobTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = event.value.strip()
+        self._view_dirty = True
+        self._flush()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        table = self.query_one(JobTable)
+        table.focus()
+        if table.row_count:
+            table.move_cursor(row=0, animate=False)
+
+    # --- which keys apply ------------------------------------------------------------------
+
+    def _op_for(self, action: str, job: Job) -> ControlOp | None:
+        if action not in _CONTROL_ACTIONS:
+            return None
+        op = _CONTROL_ACTIONS[action]
+        if op is None:
+            return ControlOp.RESUME if job.state is JobState.PAUSED else ControlOp.PAUSE
+        return op
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Control keys: shown when they apply, dimmed when they could apply in another
+        state of this job (a copy not READY yet), hidden otherwise and in read-only mode."""
+        if action not in _CONTROL_ACTIONS:
+            return True
+        opts = self.options
+        if opts.readonly:
+            return False
+        job = self.selected_job
+        if job is None:
+            return False
+        op = self._op_for(action, job)
+        assert op is not None
+        if refusal(job, op, opts) is None:
+            return True
+        could = any(refusal(job.evolve(state=s), op, opts) is None for s in JobState)
+        if action == "pause_resume":
+            could = could or any(
+                refusal(job.evolve(state=s), ControlOp.RESUME, opts) is None for s in JobState
+            )
+        return None if could else False
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        rows = []
+        for binding in keymap.BINDINGS:
+            keys = keymap.keys_for(binding, self._user_keymap)
+            shown = " ".join(self.get_key_display(binding.with_key(k)) for k in keys)
+            rows.append((shown, binding.description, binding.id or ""))
+        where = self._keymap_path or "~/.config/jobtui/keymap.toml"
+        note = f'Remap a key by its id in {where}, e.g.  abort = "A"'
+        self.push_screen(HelpScreen(rows, note))
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#filter", Input)
+        inp.display = True
+        inp.focus()
+
+    def action_back(self) -> None:
+        inp = self.query_one("#filter", Input)
+        if inp.display or self._filter:
+            inp.value = ""
+            inp.display = False
+            self._filter = ""
+            self._view_dirty = True
+            self._flush()
+            self.query_one(JobTable).focus()
+        elif self._xml_mode:
+            self.action_toggle_xml()
+
+    def action_abort(self) -> None:
+        self._confirm(ControlOp.ABORT)
+
+    def action_finalize(self) -> None:
+        self._confirm(ControlOp.FINALIZE)
+
+    def action_dismiss(self) -> None:
+        self._confirm(ControlOp.DISMISS)
+
+    def action_pause_resume(self) -> None:
+        job = self.selected_job
+        if job is not None:
+            op = self._op_for("pause_resume", job)
+            assert op is not None
+            self._control(job.key, op, {})
+
+    def action_bandwidth(self) -> None:
+        job = self.selected_job
+        if job is None:
+            return
+
+        def chosen(value: int | None) -> None:
+            if value is not None:
+                self._control(job.key, ControlOp.SET_SPEED, {"bandwidth": value})
+
+        self.push_screen(BandwidthScreen(job), chosen)
+
+    def action_toggle_xml(self) -> None:
+        self._xml_mode = not self._xml_mode
+        self.query_one(DetailPane).set_class(self._xml_mode, "-xml")
+        if self._xml_mode:
+            self._request_xml()
+
+    def action_toggle_log(self) -> None:
+        log = self.query_one(EventLog)
+        log.display = not log.display
+
+    def action_toggle_finished(self) -> None:
+        self._show_finished = not self._show_finished
+        self._view_dirty = True
+        self._flush()
+
+    def action_toggle_tree(self) -> None:
+        tree = self.query_one(DomainTree)
+        self._tree_shown = not tree.display
+        self._apply_tree_visibility()
+
+    def action_refresh(self) -> None:
+        self._load(self._store.seq)
+
+    # --- control ---------------------------------------------------------------------------
+
+    def _confirm(self, op: ControlOp) -> None:
+        job = self.selected_job
+        if job is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._control(job.key, op, {})
+
+        self.push_screen(ConfirmScreen(question(job, op), consequence(job, op)), answered)
+
+    @work(thread=True, group="control")
+    def _control(self, key: JobKey, op: ControlOp, args: dict[str, Any]) -> None:
+        try:
+            result = self.source.control(key, op, **args)
+        except JobControlError as err:
+            self.post_message(ControlFinished(key, op, error=str(err)))
+        except Exception as err:  # noqa: BLE001 - an engine bug must not take the UI down
+            self.post_message(ControlFinished(key, op, error=f"{op} failed: {err!r}"))
+        else:
+            self.post_message(ControlFinished(key, op, result=result))
+
+    def on_control_finished(self, message: ControlFinished) -> None:
+        if message.error:
+            self.notify(message.error, title=f"{message.op} refused", severity="error")
+        else:
+            self.notify(message.result or f"{message.op}: done", title=str(message.op))
+
+    # --- raw XML ---------------------------------------------------------------------------
+
+    def _request_xml(self) -> None:
+        job = self.selected_job
+        detail = self.query_one(DetailPane)
+        if job is None:
+            detail.show_xml("no job selected", error=True)
+            return
+        if self._xml_loading:
+            # One request in flight at a time; a blocked engine must not pile up threads.
+            self._xml_stale = True
+            return
+        self._xml_loading = True
+        self._fetch_xml(job.key)
+
+    @work(thread=True, group="xml")
+    def _fetch_xml(self, key: JobKey) -> None:
+        try:
+            text = self.source.job_xml(key)
+        except Exception as err:  # noqa: BLE001 - shown in the pane instead
+            self.post_message(XmlLoaded(key, error=str(err) or repr(err)))
+        else:
+            self.post_message(XmlLoaded(key, text=text))
+
+    def on_xml_loaded(self, message: XmlLoaded) -> None:
+        self._xml_loading = False
+        job = self.selected_job
+        if self._xml_stale or job is None or job.key != message.key:
+            self._xml_stale = False
+            if self._xml_mode:
+                self._request_xml()
+            return
+        detail = self.query_one(DetailPane)
+        if message.error:
+            detail.show_xml(message.error, error=True)
+        else:
+            detail.show_xml(message.text)
+
+
+def run_tui(
+    source: JobSource,
+    *,
+    readonly: bool = False,
+    keymap_path: Path | None = None,
+) -> None:
+    """Run the TUI on `source` until the user quits, then stop the source.
+
+    `keymap_path` defaults to ~/.config/jobtui/keymap.toml (a missing file is fine).
+    """
+    app = JobTUI(
+        source,
+        readonly=readonly,
+        keymap_path=keymap_path if keymap_path is not None else keymap.default_keymap_path(),
+    )
+    try:
+        app.run()
+    finally:
+        source.stop()

@@ -1,0 +1,103 @@
+"""Numbers as an operator reads them: sizes, rates, durations, progress bars.
+
+Binary units throughout, as libvirt and virsh report sizes. Every function here
+is pure so table cells can be compared and only changed cells repainted.
+"""
+
+from __future__ import annotations
+
+import re
+
+DASH = "—"
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return DASH
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_rate(bytes_per_second: float | None) -> str:
+    if bytes_per_second is None:
+        return DASH
+    return f"{human_bytes(bytes_per_second)}/s"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return DASH
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def progress_bar(fraction: float | None, width: int = 10) -> str:
+    """`█████░░░░░  42%`: readable without colour (NO_COLOR, monochrome tmux)."""
+    if fraction is None:
+        return f"{'░' * width}    ?"
+    filled = round(fraction * width)
+    # Never draw a full bar for an unfinished job: 99.6 % is not done.
+    if filled == width and fraction < 1.0:
+        filled = width - 1
+    return f"{'█' * filled}{'░' * (width - filled)} {fraction * 100:3.0f}%"
+
+
+def short_host(uri: str, hostname: str = "") -> str:
+    """`qemu+ssh://kvm1.lab/system` → `kvm1.lab`; a local URI keeps its driver path."""
+    if hostname:
+        return hostname
+    m = re.match(r"^[\w+]+://([^/?]*)(/[^?]*)?", uri)
+    if not m:
+        return uri
+    netloc = m.group(1).rsplit("@", 1)[-1]
+    return netloc or uri
+
+
+# virsh's scaled integers: K/KiB are 1024, KB is 1000 (virScaleInteger).
+_SCALE = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+    "tb": 1000**4,
+}
+_BANDWIDTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*(?:/\s*s)?\s*$", re.IGNORECASE)
+
+
+def parse_bandwidth(text: str) -> int:
+    """`32M`, `32MiB/s`, `1048576` (bytes/s), `0` (unlimited) → bytes/s.
+
+    Raises ValueError with a one-line message for a person.
+    """
+    m = _BANDWIDTH.match(text)
+    if not m:
+        raise ValueError(f"not a bandwidth: {text.strip()!r} (try 32M, 32MiB/s, 0 for unlimited)")
+    number, unit = m.group(1), m.group(2).lower()
+    if unit not in _SCALE:
+        raise ValueError(f"unknown unit {m.group(2)!r} (use K, M, G, KiB, MiB, GiB, ...)")
+    value = float(number) * _SCALE[unit]
+    if value != int(value):
+        raise ValueError(f"{text.strip()} is not a whole number of bytes/s")
+    if value >= 2**63:
+        raise ValueError(f"{text.strip()} is too large")
+    return int(value)

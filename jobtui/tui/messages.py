@@ -1,0 +1,46 @@
+"""Typed messages that carry data into the UI thread.
+
+Engine callbacks and thread workers never touch widgets: they post one of these
+(Textual's `post_message` is safe from any thread) and the app applies it on
+its own loop. Dataclass messages: Textual's `Message.__post_init__` does its setup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from jobtui.model import ControlOp, Domain, EngineEvent, Host, Job, JobKey
+
+
+@dataclass
+class EngineEventArrived(Message):
+    """An immutable engine event, stamped with the UI clock when the engine handed it over."""
+
+    event: EngineEvent
+    at: float
+
+
+@dataclass
+class SnapshotLoaded(Message):
+    hosts: list[Host]
+    domains: list[Domain]
+    jobs: list[Job]
+    since_seq: int  # the store's event count when the snapshot was requested
+    error: str = ""
+
+
+@dataclass
+class ControlFinished(Message):
+    key: JobKey
+    op: ControlOp
+    result: str = ""
+    error: str = ""
+
+
+@dataclass
+class XmlLoaded(Message):
+    key: JobKey
+    text: str = ""
+    error: str = ""

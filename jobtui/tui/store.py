@@ -1,0 +1,234 @@
+"""The UI's own copy of what the engine reported, and what changed since the last paint.
+
+Engine events arrive one by one (many per second with hundreds of jobs); the
+screen repaints at most once per tick. The store absorbs every event at once
+(cheap: a dict write) and hands the screen a summary of what changed, so a job
+that moved ten times between ticks costs one row update.
+
+No Textual here: this is plain state, testable and benchmarkable on its own.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from jobtui.model import (
+    Domain,
+    DomainChanged,
+    EngineEvent,
+    Host,
+    HostChanged,
+    HostState,
+    Job,
+    JobDismissed,
+    JobKey,
+    JobProgress,
+    JobState,
+    JobStateChanged,
+)
+
+RATE_WINDOW = 5.0  # seconds of samples averaged into the displayed rate
+HISTORY = 60  # rate samples kept per job for the sparkline
+
+
+class RateTrack:
+    """Throughput of one job, derived from successive `current` values.
+
+    libvirt reports positions, not speeds; the rate is position over the time
+    between the samples the UI saw.
+    """
+
+    __slots__ = ("samples", "history")
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, int]] = deque(maxlen=32)
+        self.history: deque[float] = deque(maxlen=HISTORY)
+
+    def add(self, at: float, current: int | None) -> None:
+        if current is None:
+            return
+        if self.samples:
+            t0, c0 = self.samples[-1]
+            if current < c0:
+                # Went backwards: a restarted job or a new pass; old samples would lie.
+                self.samples.clear()
+                self.history.clear()
+            elif at <= t0:
+                # Same instant (a burst of events): keep the newest position only.
+                self.samples[-1] = (t0, current)
+                return
+            else:
+                self.history.append((current - c0) / (at - t0))
+        self.samples.append((at, current))
+
+    @property
+    def rate(self) -> float | None:
+        """Bytes/s over the last RATE_WINDOW seconds of samples, or None before two samples."""
+        if len(self.samples) < 2:
+            return None
+        t1, c1 = self.samples[-1]
+        t0, c0 = self.samples[0]
+        for t, c in self.samples:
+            if t1 - t <= RATE_WINDOW:
+                t0, c0 = t, c
+                break
+        if t1 <= t0:
+            t0, c0 = self.samples[-2]
+        return (c1 - c0) / (t1 - t0)
+
+
+def eta(job: Job, rate: float | None) -> float | None:
+    if job.state is not JobState.RUNNING or not rate or rate <= 0:
+        return None
+    if job.current is None or not job.end:
+        return None
+    return max(0.0, (job.end - job.current) / rate)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the tree selects: everything, one host, or one domain."""
+
+    host: str | None = None
+    domain_uuid: str | None = None
+
+    def __contains__(self, job: Job) -> bool:
+        if self.host is not None and job.host != self.host:
+            return False
+        return self.domain_uuid is None or job.key.domain_uuid == self.domain_uuid
+
+
+ALL = Scope()
+
+
+def matches(job: Job, text: str) -> bool:
+    """The `/` filter: a case-insensitive substring of domain, job, type, state or host."""
+    if not text:
+        return True
+    needle = text.lower()
+    return any(
+        needle in hay.lower()
+        for hay in (job.domain, job.name, job.type.value, job.state.value, job.host)
+    )
+
+
+def sort_key(job: Job) -> tuple[bool, str, str, float]:
+    """Active jobs first, then by domain and name (newest run first among equals)."""
+    return (job.state.finished, job.domain, job.name, -job.started)
+
+
+@dataclass
+class Changes:
+    jobs: set[JobKey] = field(default_factory=set)  # added or updated
+    removed: set[JobKey] = field(default_factory=set)
+    states: set[JobKey] = field(default_factory=set)  # state changed (row may move)
+    structure: bool = False  # hosts, domains, or the set of jobs changed
+    hosts: bool = False
+    transitions: list[JobStateChanged] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.removed or self.structure or self.hosts or self.transitions)
+
+
+class JobStore:
+    def __init__(self) -> None:
+        self.hosts: dict[str, Host] = {}
+        self.domains: dict[tuple[str, str], Domain] = {}
+        self.jobs: dict[JobKey, Job] = {}
+        self.rates: dict[JobKey, RateTrack] = {}
+        self._changes = Changes()
+        self._seq = 0  # events applied so far
+        self._touched: dict[JobKey, int] = {}  # seq of the last event about a job
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def apply(self, event: EngineEvent, at: float) -> None:
+        self._seq += 1
+        ch = self._changes
+        match event:
+            case JobStateChanged(key=key, job=job):
+                self._put(job, at)
+                self._touched[key] = self._seq
+                ch.states.add(key)
+                ch.transitions.append(event)
+            case JobProgress(job=job):
+                old = self.jobs.get(job.key)
+                self._put(job, at)
+                self._touched[job.key] = self._seq
+                if old is not None and old.state is not job.state:
+                    ch.states.add(job.key)
+            case JobDismissed(key=key):
+                self._drop(key)
+                self._touched[key] = self._seq
+            case DomainChanged(domain=domain, removed=removed):
+                if removed:
+                    self.domains.pop((domain.host, domain.uuid), None)
+                else:
+                    self.domains[(domain.host, domain.uuid)] = domain
+                ch.structure = True
+            case HostChanged(host=host):
+                self.hosts[host.uri] = host
+                ch.hosts = ch.structure = True
+
+    def load(
+        self,
+        hosts: Iterable[Host],
+        domains: Iterable[Domain],
+        jobs: Iterable[Job],
+        *,
+        at: float,
+        since_seq: int,
+    ) -> None:
+        """Merge a full snapshot requested when the store was at `since_seq`.
+
+        A job an event touched after the request is at least as new as the
+        snapshot's copy, so the event's version wins. Jobs of connected hosts
+        missing from the snapshot are gone (e.g. dismissed while we were away);
+        rebuilding after a reconnect never duplicates rows because rows are keyed.
+        """
+        self.hosts.update({h.uri: h for h in hosts})
+        self.domains = {(d.host, d.uuid): d for d in domains}
+        seen: set[JobKey] = set()
+        for job in jobs:
+            seen.add(job.key)
+            if self._touched.get(job.key, 0) > since_seq:
+                continue
+            old = self.jobs.get(job.key)
+            if old != job:
+                self._put(job, at)
+                if old is not None and old.state is not job.state:
+                    self._changes.states.add(job.key)
+        connected = {u for u, h in self.hosts.items() if h.state is HostState.CONNECTED}
+        for key in list(self.jobs):
+            if key not in seen and key.host in connected and self._touched.get(key, 0) <= since_seq:
+                self._drop(key)
+        self._changes.structure = self._changes.hosts = True
+
+    def take(self) -> Changes:
+        """What changed since the last call (the screen applies it in one paint)."""
+        ch, self._changes = self._changes, Changes()
+        # A job updated then dismissed within one tick is only removed.
+        ch.jobs -= ch.removed
+        ch.states -= ch.removed
+        return ch
+
+    def domain_of(self, job: Job) -> Domain | None:
+        return self.domains.get((job.host, job.key.domain_uuid))
+
+    def _put(self, job: Job, at: float) -> None:
+        if job.key not in self.jobs:
+            self._changes.structure = True
+        self.jobs[job.key] = job
+        self.rates.setdefault(job.key, RateTrack()).add(at, job.current)
+        self._changes.jobs.add(job.key)
+        self._changes.removed.discard(job.key)
+
+    def _drop(self, key: JobKey) -> None:
+        if self.jobs.pop(key, None) is not None:
+            self.rates.pop(key, None)
+            self._changes.removed.add(key)
+            self._changes.structure = True

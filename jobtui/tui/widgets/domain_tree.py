@@ -1,0 +1,220 @@
+"""The tree on the left: hosts → domains → jobs, and what it selects.
+
+The tree is reconciled against a description of what it should show, node by
+node, so expansion state and the cursor survive updates. Labels carry a symbol
+as well as a colour, so they read the same under NO_COLOR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode, UnknownNodeID
+
+from jobtui.model import Domain, Host, HostState, Job, JobKey, JobState
+from jobtui.tui.format import short_host
+from jobtui.tui.store import ALL, Scope
+from jobtui.tui.widgets.job_table import STATE_STYLE
+
+
+@dataclass(frozen=True)
+class HostRef:
+    uri: str
+
+
+@dataclass(frozen=True)
+class HostErrorRef:
+    uri: str
+
+
+@dataclass(frozen=True)
+class DomainRef:
+    host: str
+    uuid: str
+
+
+@dataclass(frozen=True)
+class JobRef:
+    key: JobKey
+
+
+NodeRef = HostRef | HostErrorRef | DomainRef | JobRef | None
+
+
+@dataclass
+class NodeSpec:
+    ref: NodeRef
+    label: Text
+    children: list[NodeSpec] = field(default_factory=list)
+
+
+STATE_SYMBOL: dict[JobState, str] = {
+    JobState.RUNNING: "▶",
+    JobState.READY: "◆",
+    JobState.PAUSED: "‖",
+    JobState.COMPLETED: "✔",
+    JobState.FAILED: "✖",
+    JobState.ABORTED: "■",
+    JobState.UNKNOWN: "?",
+    JobState.ORPHANED: "!",
+}
+_HOST_SYMBOL = {
+    HostState.CONNECTED: ("●", "green"),
+    HostState.CONNECTING: ("◌", "yellow"),
+    HostState.DISCONNECTED: ("✖", "bold red"),
+}
+
+
+def host_label(host: Host) -> Text:
+    symbol, style = _HOST_SYMBOL[host.state]
+    text = Text.assemble((symbol, style), " ", (short_host(host.uri, host.hostname), "bold"))
+    if host.state is not HostState.CONNECTED:
+        text.append(f" {host.state}", style=style)
+    if host.readonly:
+        text.append(" (read-only)", style="dim")
+    return text
+
+
+def domain_label(name: str, domain: Domain | None) -> Text:
+    text = Text(name)
+    if domain is None:
+        return text
+    text.append(f" {domain.state}", style="dim")
+    if not domain.responsive:
+        text.append(" ⚠ unresponsive", style="bold yellow")
+    return text
+
+
+def job_label(job: Job) -> Text:
+    style = STATE_STYLE[job.state]
+    return Text.assemble((STATE_SYMBOL[job.state], style), " ", job.name, (f" {job.state}", style))
+
+
+def describe(
+    hosts: list[Host],
+    domains: list[Domain],
+    jobs: list[Job],
+    *,
+    keep_domain: set[tuple[str, str]] | None = None,
+) -> list[NodeSpec]:
+    """The tree for these hosts, domains and (already filtered, sorted) jobs.
+
+    Every domain shows unless `keep_domain` says which to keep (the filter);
+    a job whose domain we have not heard of still gets a node under its host.
+    """
+    by_domain: dict[tuple[str, str], list[Job]] = {}
+    names: dict[tuple[str, str], str] = {}
+    for job in jobs:
+        dk = (job.host, job.key.domain_uuid)
+        by_domain.setdefault(dk, []).append(job)
+        names[dk] = job.domain
+    known = {(d.host, d.uuid): d for d in domains}
+    for dk, d in known.items():
+        names[dk] = d.name
+    specs = []
+    for host in sorted(hosts, key=lambda h: h.uri):
+        children: list[NodeSpec] = []
+        if host.state is HostState.DISCONNECTED and host.error:
+            children.append(NodeSpec(HostErrorRef(host.uri), Text(host.error, style="red")))
+        host_domains = sorted((dk for dk in names if dk[0] == host.uri), key=lambda dk: names[dk])
+        for dk in host_domains:
+            if keep_domain is not None and dk not in keep_domain and dk not in by_domain:
+                continue
+            children.append(
+                NodeSpec(
+                    DomainRef(*dk),
+                    domain_label(names[dk], known.get(dk)),
+                    [NodeSpec(JobRef(j.key), job_label(j)) for j in by_domain.get(dk, [])],
+                )
+            )
+        specs.append(NodeSpec(HostRef(host.uri), host_label(host), children))
+    return specs
+
+
+class DomainTree(Tree[NodeRef]):
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__("all jobs", data=None, id=id)
+        self.guide_depth = 2
+        self.root.expand()
+
+    @property
+    def scope(self) -> Scope:
+        node = self.cursor_node
+        ref = node.data if node is not None else None
+        if isinstance(ref, HostRef | HostErrorRef):
+            return Scope(host=ref.uri)
+        if isinstance(ref, DomainRef):
+            return Scope(host=ref.host, domain_uuid=ref.uuid)
+        if isinstance(ref, JobRef):
+            return Scope(host=ref.key.host, domain_uuid=ref.key.domain_uuid)
+        return ALL
+
+    def sync(self, specs: list[NodeSpec]) -> None:
+        cursor = self.cursor_node
+        _sync_children(self.root, specs)
+        if cursor is not None and not self._alive(cursor):
+            # Its node went away (filtered, dismissed): fall back to "all jobs" rather
+            # than to whatever line now sits under the cursor.
+            _ = self.last_line  # rebuilds lines, so node positions are current
+            self.move_cursor(self.root)
+
+    def _alive(self, node: TreeNode[NodeRef]) -> bool:
+        try:
+            self.get_node_by_id(node.id)
+        except UnknownNodeID:
+            return False
+        return True
+
+    def select_ref(self, ref: NodeRef) -> None:
+        for node in _walk(self.root):
+            if node.data == ref:
+                _ = self.last_line
+                self.move_cursor(node)
+                return
+
+
+def _sync_children(parent: TreeNode[NodeRef], desired: list[NodeSpec]) -> None:
+    wanted = [s.ref for s in desired]
+    wanted_set = set(wanted)
+    for child in list(parent.children):
+        if child.data not in wanted_set:
+            child.remove()
+    # Survivors out of order (a job finished and moves down) are re-added below.
+    survivors = [c.data for c in parent.children]
+    order = [r for r in wanted if r in set(survivors)]
+    for i, (have, want) in enumerate(zip(survivors, order, strict=True)):
+        if have != want:
+            for child in list(parent.children)[i:]:
+                child.remove()
+            break
+    nodes = {c.data: c for c in parent.children}
+    prev: TreeNode[NodeRef] | None = None
+    for spec in desired:
+        node = nodes.get(spec.ref)
+        if node is None:
+            placement = {"after": prev} if prev is not None else {"before": 0}
+            if not parent.children:
+                placement = {}
+            node = parent.add(
+                spec.label,
+                spec.ref,
+                expand=True,
+                allow_expand=bool(spec.children),
+                **placement,  # type: ignore[arg-type]
+            )
+        else:
+            if node.label != spec.label:
+                node.set_label(spec.label)
+            if node.allow_expand != bool(spec.children):
+                node.allow_expand = bool(spec.children)
+        _sync_children(node, spec.children)
+        prev = node
+
+
+def _walk(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+    out = [node]
+    for child in node.children:
+        out.extend(_walk(child))
+    return out

@@ -1,0 +1,20 @@
+"""The top line: the app's name and every host's connection state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from jobtui.model import Host
+from jobtui.tui.widgets.domain_tree import host_label
+
+
+class HostBar(Static):
+    def show(self, hosts: list[Host], *, readonly: bool) -> None:
+        text = Text.assemble(("jobtui", "bold"))
+        if readonly:
+            text.append("  read-only", style="bold")
+        for host in sorted(hosts, key=lambda h: h.uri):
+            text.append("  │  ", style="dim")
+            text.append_text(host_label(host))
+        self.update(text)

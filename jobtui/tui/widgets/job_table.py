@@ -1,0 +1,191 @@
+"""The job table: one row per job, updated cell by cell, never rebuilt.
+
+Rows are keyed by the job's key, so an update finds its row however the table
+is sorted, and the cursor follows its job (not its row number) when rows come,
+go or move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, KeysView, Mapping
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+
+from jobtui.model import Job, JobKey, JobState
+from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
+from jobtui.tui.store import eta
+
+Cell = Text | str
+Cells = dict[str, Cell]
+
+STATE_STYLE: dict[JobState, str] = {
+    JobState.RUNNING: "green",
+    JobState.READY: "bold cyan",
+    JobState.PAUSED: "yellow",
+    JobState.COMPLETED: "dim green",
+    JobState.FAILED: "bold red",
+    JobState.ABORTED: "dim yellow",
+    JobState.UNKNOWN: "dim",
+    JobState.ORPHANED: "bold magenta",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int | None  # None: as wide as its widest cell (the cell never changes)
+    optional: bool = False  # dropped when the terminal is narrow
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("domain", "domain", None),
+    Column("job", "job", None),
+    Column("type", "type", None, optional=True),
+    Column("state", "state", 9),
+    Column("progress", "progress", 15),
+    Column("rate", "rate", 11),
+    Column("eta", "ETA", 7),
+    Column("elapsed", "elapsed", 7, optional=True),
+    Column("bandwidth", "bandwidth", 11, optional=True),
+)
+
+
+def row_cells(job: Job, rate: float | None, now: float) -> Cells:
+    style = STATE_STYLE[job.state]
+    active = job.state.active
+    if job.stalled and active:
+        rate_cell: Cell = Text("stalled", style="bold yellow")
+    else:
+        rate_cell = human_rate(rate) if active and rate is not None else DASH
+    if job.state is JobState.READY:
+        eta_cell = "ready"
+    else:
+        eta_cell = human_duration(eta(job, rate)) if active else DASH
+    return {
+        "domain": job.domain,
+        "job": job.name,
+        "type": job.type.value,
+        "state": Text(job.state.value, style=style),
+        "progress": Text(progress_bar(job.progress), style=style),
+        "rate": rate_cell,
+        "eta": eta_cell,
+        "elapsed": human_duration((job.finished or now) - job.started),
+        "bandwidth": human_rate(job.bandwidth),
+    }
+
+
+def _finished(state_cell: Cell) -> bool:
+    return JobState(str(state_cell)).finished
+
+
+def _order(values: tuple[Cell, Cell, Cell]) -> tuple[bool, str, str]:
+    # DataTable.sort hands us cells, not jobs: the state cell's text is the state word.
+    state, domain, name = values
+    return (_finished(state), str(domain), str(name))
+
+
+class JobTable(DataTable[Cell]):
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._cells: dict[JobKey, Cells] = {}
+        self._columns: list[Column] = list(COLUMNS)
+        self._by_row: dict[str, JobKey] = {}
+
+    def on_mount(self) -> None:
+        for col in self._columns:
+            self.add_column(col.label, key=col.key, width=col.width)
+
+    @property
+    def selected_key(self) -> JobKey | None:
+        if not self.row_count:
+            return None
+        row_key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
+        return self._by_row[str(row_key.value)]
+
+    @property
+    def shown(self) -> KeysView[JobKey]:
+        """Jobs that have a row."""
+        return self._cells.keys()
+
+    @property
+    def job_keys(self) -> list[JobKey]:
+        """Keys in display order."""
+        return [self._by_row[str(row.key.value)] for row in self.ordered_rows]
+
+    def select(self, key: JobKey) -> bool:
+        if key not in self._cells:
+            return False
+        self.move_cursor(row=self.get_row_index(str(key)), animate=False)
+        return True
+
+    def sync(self, visible: Iterable[JobKey], cells: Mapping[JobKey, Cells]) -> set[JobKey]:
+        """Make the rows exactly `visible`, repainting only cells whose text changed.
+
+        `cells` must hold every visible job without a row yet, and any other job
+        whose cells may have changed. Returns the jobs whose row was touched.
+        """
+        visible = set(visible)
+        selected, index = self.selected_key, self.cursor_row
+        touched: set[JobKey] = set()
+        resort = False
+        for key in [k for k in self._cells if k not in visible]:
+            self.remove_row(str(key))
+            del self._cells[key]
+            del self._by_row[str(key)]
+            touched.add(key)
+        for key, new in cells.items():
+            if key not in visible:
+                continue
+            old = self._cells.get(key)
+            if old is None:
+                self.add_row(*(new[c.key] for c in self._columns), key=str(key))
+                self._by_row[str(key)] = key
+                resort = True
+            else:
+                changed = [c.key for c in self._columns if old[c.key] != new[c.key]]
+                if not changed:
+                    continue
+                for col in changed:
+                    self.update_cell(str(key), col, new[col])
+                if "state" in changed and _finished(old["state"]) != _finished(new["state"]):
+                    resort = True
+            self._cells[key] = new
+            touched.add(key)
+        if resort:
+            self.sort("state", "domain", "job", key=_order)
+        self._restore_cursor(selected, index)
+        return touched
+
+    def set_compact(self, compact: bool) -> None:
+        """Drop the optional columns (type, elapsed, bandwidth) on a narrow terminal."""
+        wanted = [c for c in COLUMNS if not (compact and c.optional)]
+        if wanted == self._columns:
+            return
+        selected, index = self.selected_key, self.cursor_row
+        # DataTable can only append columns: keep the common prefix, rebuild the rest.
+        keep = 0
+        while keep < min(len(wanted), len(self._columns)) and wanted[keep] == self._columns[keep]:
+            keep += 1
+        for col in self._columns[keep:]:
+            self.remove_column(col.key)
+        for col in wanted[keep:]:
+            self.add_column(col.label, key=col.key, width=col.width, default="")
+            for key, cells in self._cells.items():
+                self.update_cell(str(key), col.key, cells[col.key], update_width=col.width is None)
+        self._columns = wanted
+        self._restore_cursor(selected, index)
+
+    def _restore_cursor(self, selected: JobKey | None, index: int) -> None:
+        if selected is not None and selected in self._cells:
+            row = self.get_row_index(str(selected))
+        elif self.row_count:
+            # The selected job left the view: stay near where the cursor was.
+            row = min(index, self.row_count - 1)
+        else:
+            return
+        if row != self.cursor_row:
+            self.move_cursor(row=row, animate=False)

@@ -1,0 +1,466 @@
+"""The TUI driven by keys (Textual's pilot) over a RecordedSource.
+
+These check what the UI does with what a source tells it; they prove nothing
+about libvirt (the recorded source is canned data).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC
+from pathlib import Path
+
+from textual.widgets import Input, Label, Static
+
+from jobtui import recorded
+from jobtui.model import ControlOp, JobKey, JobState
+from jobtui.recorded import ControlCall, RecordedSource
+from jobtui.tui.app import JobTUI
+from jobtui.tui.screens.bandwidth import BandwidthScreen
+from jobtui.tui.screens.confirm import ConfirmScreen
+from jobtui.tui.screens.help import HelpScreen
+from jobtui.tui.widgets.detail import DetailPane
+from jobtui.tui.widgets.domain_tree import DomainRef, DomainTree, HostRef, JobRef
+from jobtui.tui.widgets.event_log import EventLog
+from jobtui.tui.widgets.job_table import JobTable
+
+CONTROL_ACTIONS = ("abort", "finalize", "pause_resume", "dismiss", "bandwidth")
+
+
+def make_app(source: RecordedSource, **kw) -> JobTUI:
+    return JobTUI(source, clock=source.clock, tz=UTC, **kw)
+
+
+def key_of(source: RecordedSource, name: str) -> JobKey:
+    return next(j.key for j in source.jobs() if j.name == name)
+
+
+async def loaded(app: JobTUI, pilot) -> JobTable:
+    await app.wait_until_loaded()
+    await pilot.pause()
+    return app.query_one(JobTable)
+
+
+async def select(app: JobTUI, pilot, key: JobKey) -> None:
+    assert app.query_one(JobTable).select(key)
+    await pilot.pause()
+    assert app.selected_job is not None and app.selected_job.key == key
+
+
+def row_names(table: JobTable) -> list[str]:
+    return [k.name for k in table.job_keys]
+
+
+def cell(table: JobTable, key: JobKey, column: str) -> str:
+    return str(table.get_cell(str(key), column))
+
+
+async def settle(app: JobTUI, pilot) -> None:
+    """Let thread workers answer and the answers be applied."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    app.flush_updates()
+    await pilot.pause()
+
+
+# --- destructive operations ask first ---------------------------------------------------------
+
+
+async def test_finalize_ready_copy_after_yes():
+    src = recorded.busy()
+    copy = key_of(src, "copy-vda")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        await select(app, pilot, copy)
+        await pilot.press("f")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert str(app.screen.query_one("#question", Label).render()) == (
+            "Finalize copy-vda on web1?"
+        )
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert src.calls == [ControlCall(copy, ControlOp.FINALIZE, {})]
+        assert cell(table, copy, "state") == "completed"
+        # The cursor stayed on the job although it moved to the finished rows.
+        assert table.selected_key == copy
+
+
+async def test_abort_answered_no_calls_nothing():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("a", "escape")
+        # Enter on a reflex answers the focused button, which is No.
+        await pilot.press("a", "enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert src.calls == []
+
+
+async def test_confirm_says_what_abort_leaves_behind():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        await pilot.press("a")
+        text = str(app.screen.query_one("#consequence", Label).render())
+        assert "stays on disk" in text and "web1 keeps its disk" in text
+
+
+async def test_refusal_from_the_engine_is_an_error_notification():
+    src = recorded.busy()
+    copy = key_of(src, "copy-vda")
+    app = make_app(src)
+    notes: list[tuple[str, str]] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        app.notify = lambda message, **kw: notes.append((message, kw.get("severity", "")))
+        await select(app, pilot, copy)
+        await pilot.press("f")
+        # Between the question and the answer the copy fell back from READY (no event yet).
+        src._jobs[copy] = src._jobs[copy].evolve(state=JobState.RUNNING, current=1, end=4)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert src.calls == [ControlCall(copy, ControlOp.FINALIZE, {})]
+        assert notes == [("copy-vda is not ready to finalize: 25 % mirrored", "error")]
+
+
+# --- which keys apply -------------------------------------------------------------------------
+
+
+async def test_check_action_shows_dims_and_hides_by_job():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))  # READY
+        assert app.check_action("finalize", ()) is True
+        assert app.check_action("abort", ()) is True
+        assert app.check_action("bandwidth", ()) is True
+        assert app.check_action("dismiss", ()) is None  # once it has finished
+        # Pause needs the QEMU monitor opt-in, which this source does not give.
+        assert app.check_action("pause_resume", ()) is False
+        await select(app, pilot, key_of(src, "pull-vdb"))
+        assert app.check_action("finalize", ()) is False  # a pull never finalizes
+        await select(app, pilot, key_of(src, "copy-vdb"))  # failed
+        assert app.check_action("dismiss", ()) is True
+        assert app.check_action("abort", ()) is None
+        footer_actions = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "dismiss" in footer_actions and "finalize" in footer_actions
+
+
+async def test_readonly_shows_no_control_key_and_a_does_nothing():
+    src = recorded.busy(readonly=True)
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        for action in CONTROL_ACTIONS:
+            assert app.check_action(action, ()) is False
+        shown = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert not shown & set(CONTROL_ACTIONS)
+        await pilot.press("a", "f", "d", "b")
+        await settle(app, pilot)
+        assert app.screen is app.screen_stack[0]
+        assert src.calls == []
+
+
+async def test_readonly_option_overrides_a_writable_source():
+    src = recorded.busy()
+    app = make_app(src, readonly=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        assert all(app.check_action(a, ()) is False for a in CONTROL_ACTIONS)
+
+
+# --- filter, tree, finished jobs --------------------------------------------------------------
+
+
+async def test_filter_narrows_rows_and_tree_and_enter_keeps_it():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        assert len(table.job_keys) == 9
+        await pilot.press("slash", *"web2")
+        assert {k.domain_uuid for k in table.job_keys} == {key_of(src, "save").domain_uuid}
+        assert row_names(table) == ["copy-sda", "save", "commit-vda", "copy-vdb"]
+        tree_refs = {n.data for n in _nodes(app.query_one(DomainTree))}
+        assert not any(isinstance(r, DomainRef) and r.uuid.endswith("01") for r in tree_refs)
+        assert JobRef(key_of(src, "save")) in tree_refs
+        await pilot.press("down", "enter")
+        assert app.focused is table
+        assert table.cursor_row == 0
+        assert app.query_one("#filter", Input).value == "web2"
+        assert len(table.job_keys) == 4
+        await pilot.press("escape")
+        assert len(table.job_keys) == 9
+        assert not app.query_one("#filter", Input).display
+
+
+async def test_tree_selects_what_the_table_shows():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        tree = app.query_one(DomainTree)
+        db1 = key_of(src, "migration-out")
+        tree.select_ref(DomainRef(db1.host, db1.domain_uuid))
+        await pilot.pause()
+        assert row_names(table) == ["migration-out"]
+        tree.select_ref(HostRef(recorded.KVM2))
+        await pilot.pause()
+        assert row_names(table) == []
+        tree.select_ref(JobRef(key_of(src, "save")))
+        await pilot.pause()
+        assert table.selected_key == key_of(src, "save")
+        assert set(row_names(table)) == {"copy-sda", "save", "commit-vda", "copy-vdb"}
+
+
+async def test_h_hides_and_shows_finished_jobs():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        await pilot.press("h")
+        assert "commit-vda" not in row_names(table) and "copy-vdb" not in row_names(table)
+        assert len(table.job_keys) == 7
+        await pilot.press("h")
+        assert len(table.job_keys) == 9
+
+
+# --- live updates -----------------------------------------------------------------------------
+
+
+async def test_cursor_stays_on_its_job_when_rows_resort():
+    src = recorded.busy()
+    save = key_of(src, "save")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        await select(app, pilot, save)
+        before = table.cursor_row
+        # Jobs above it finish (they sort below the active ones) and a new one appears.
+        src.set_state(key_of(src, "dump"), JobState.COMPLETED)
+        src.set_state(key_of(src, "backup"), JobState.FAILED, message="No space left on device")
+        new = src.job(key_of(src, "pull-vdb")).evolve(
+            key=JobKey(recorded.KVM1, save.domain_uuid, "backup", recorded.EPOCH)
+        )
+        src.progress(save, current=800 * recorded.MiB)
+        from jobtui.model import JobStateChanged
+
+        src.emit(JobStateChanged(new.key, None, JobState.RUNNING, new, recorded.EPOCH))
+        await pilot.pause()
+        app.flush_updates()
+        await pilot.pause()
+        assert table.selected_key == save
+        assert table.cursor_row != before
+        names = row_names(table)
+        assert names.index("dump") > names.index("save")
+
+
+async def test_events_from_another_thread_show_after_a_tick():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        assert cell(table, pull, "progress").endswith("42%")
+        end = src.job(pull).end
+
+        def engine() -> None:
+            for pct in (50, 60, 70):
+                src.progress(pull, current=end * pct // 100)
+
+        thread = threading.Thread(target=engine)
+        thread.start()
+        thread.join()
+        await pilot.pause(0.6)  # more than two ticks of 0.25 s
+        assert cell(table, pull, "progress").endswith("70%")
+
+
+async def test_updates_are_batched_until_the_tick():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    flushes = []
+    app = make_app(src, flush_interval=3600, on_flush=flushes.append)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        flushes.clear()
+        end = src.job(pull).end
+        threading.Thread(target=lambda: src.progress(pull, current=end // 2)).start()
+        await pilot.pause(0.2)
+        assert cell(table, pull, "progress").endswith("42%")
+        app.flush_updates()
+        assert cell(table, pull, "progress").endswith("50%")
+        assert [f.touched for f in flushes] == [frozenset({pull})]
+
+
+async def test_rates_and_eta_come_from_successive_samples():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        assert cell(table, pull, "rate") == "—"
+        for _ in range(2):
+            src.progress(pull, current=src.job(pull).current + 48 * recorded.MiB)
+            src.clock.advance(1.0)
+        src.progress(pull, current=src.job(pull).current + 48 * recorded.MiB)
+        await pilot.pause()
+        app.flush_updates()
+        assert cell(table, pull, "rate") == "48.0 MiB/s"
+        # (8 GiB − 42 % − 144 MiB) at 48 MiB/s
+        assert cell(table, pull, "eta") == "1m35s"
+
+
+async def test_event_log_lists_transitions():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        log = app.query_one(EventLog)
+        assert not log.display
+        await pilot.press("e")
+        assert log.display
+        src.set_state(key_of(src, "save"), JobState.COMPLETED)
+        await pilot.pause()
+        app.flush_updates()
+        await pilot.pause()
+        assert [str(line.text) for line in log.lines] == [
+            "22:13:20 kvm1.lab web2 save running → completed"
+        ]
+
+
+async def test_x_shows_the_job_xml():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        await pilot.press("x")
+        await settle(app, pilot)
+        detail = app.query_one(DetailPane)
+        assert detail.has_class("-xml")
+        xml = detail.query_one("#detail-xml", Static).content.code
+        assert "<job" in xml and "copy-vda" in xml and "block-copy" in xml
+        await pilot.press("x")
+        assert not detail.has_class("-xml")
+
+
+# --- bandwidth --------------------------------------------------------------------------------
+
+
+async def test_bandwidth_dialog_rejects_garbage_then_sets_speed():
+    src = recorded.busy()
+    copy = key_of(src, "copy-vda")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, copy)
+        await pilot.press("b")
+        assert isinstance(app.screen, BandwidthScreen)
+        await pilot.press(*"fast", "enter")
+        assert isinstance(app.screen, BandwidthScreen)
+        error = str(app.screen.query_one("#error", Label).render())
+        assert "not a bandwidth" in error and "\n" not in error
+        assert src.calls == []
+        app.screen.query_one("#value", Input).value = ""
+        await pilot.press(*"16MiB/s", "enter")
+        await settle(app, pilot)
+        assert src.calls == [ControlCall(copy, ControlOp.SET_SPEED, {"bandwidth": 16 * 1024**2})]
+        assert cell(app.query_one(JobTable), copy, "bandwidth") == "16.0 MiB/s"
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+async def test_user_keymap_remaps_by_id_and_refuses_chords_for_destructive_ops(tmp_path: Path):
+    path = tmp_path / "keymap.toml"
+    path.write_text('abort = "A"\nfinalize = "ctrl+f"\nnope = "z"\n')
+    src = recorded.busy()
+    app = make_app(src, keymap_path=path)
+    notes: list[str] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        app.notify = lambda message, **kw: notes.append(message)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        await pilot.press("a")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("A")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n", "f")
+        assert isinstance(app.screen, ConfirmScreen)  # finalize kept its default key
+        await pilot.press("n", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        rows = {r[2]: r[0] for r in app.screen._rows}
+        assert rows["abort"] == "A" and rows["finalize"] == "f"
+
+
+async def test_keymap_problems_are_reported():
+    from jobtui.tui.keymap import load_keymap
+
+    keymap, problems = load_keymap(Path(__file__).with_name("no-such-keymap.toml"))
+    assert (keymap, problems) == ({}, [])
+
+
+async def test_help_lists_every_binding():
+    from jobtui.tui.keymap import BINDINGS
+
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert [r[2] for r in app.screen._rows] == [b.id for b in BINDINGS]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_narrow_terminal_folds_tree_and_optional_columns():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await loaded(app, pilot)
+        assert not app.query_one(DomainTree).display
+        assert [str(c.key.value) for c in table.ordered_columns] == [
+            "domain", "job", "state", "progress", "rate", "eta"
+        ]  # fmt: skip
+        await pilot.press("t")
+        assert app.query_one(DomainTree).display
+        await pilot.resize_terminal(140, 40)
+        await pilot.pause()
+        assert len(table.ordered_columns) == 9
+        assert cell(table, key_of(src, "copy-vda"), "type") == "block-copy"
+
+
+async def test_tab_cycles_focus_without_a_mouse():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        assert app.focused is table
+        seen = []
+        for _ in range(3):
+            await pilot.press("tab")
+            seen.append(type(app.focused).__name__)
+        assert seen == ["DetailPane", "DomainTree", "JobTable"]
+
+
+def _nodes(tree: DomainTree):
+    out, todo = [], [tree.root]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo.extend(node.children)
+    return out
