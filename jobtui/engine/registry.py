@@ -551,7 +551,8 @@ class Registry:
                         message="the orphaned job ended; QEMU does not say how",
                     )
             return
-        if status == "paused":
+        # A paused READY mirror is 'standby' in QEMU's words.
+        if status in ("paused", "standby"):
             if t.paused_since is None:
                 t.paused_since = e.time
         elif status in ("running", "ready"):

@@ -1,0 +1,164 @@
+"""The engine when QEMU stalls, disks vanish, jobs are paused behind libvirt's back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import libvirt
+import libvirt_qemu
+import pytest
+from enginetools import Stream
+from labtools import wait_until
+
+from jobtui.engine.monitor import JobMonitor
+from jobtui.lab import DiskSpec, Lab, MiB
+from jobtui.model import ControlOp, JobControlError, JobState
+from jobtui.support import Options
+
+
+def qemu_pid(lab: Lab, name: str) -> int:
+    return int((lab.root / "run" / "qemu" / f"{name}.pid").read_text().strip())
+
+
+def make_monitor(lab: Lab, **kw) -> JobMonitor:
+    m = JobMonitor([lab.uri], active_interval=0.5, idle_interval=1.0, stuck_after=2.0, **kw)
+    m.start()
+    assert m.wait_ready(20)
+    return m
+
+
+def test_stopped_qemu_marks_domain_unresponsive_others_keep_updating(
+    lab: Lab, domname: str
+) -> None:
+    other = domname + "-b"
+    stuck_dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 64))])
+    live_dom = lab.domain(other, [DiskSpec("vda", lab.image(f"{other}-a", 384, 320))])
+    m = make_monitor(lab)
+    pid = qemu_pid(lab, domname)
+    try:
+        lab.start_copy(stuck_dom, "vda", bandwidth=1 * MiB)
+        # Throttled mirrors move in 32 MiB steps: fast enough to see several.
+        lab.start_copy(live_dom, "vda", bandwidth=16 * MiB)
+        wait_until(lambda: m.find(domname, "copy-vda") and m.find(other, "copy-vda"), 10, "jobs")
+        os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        wait_until(
+            lambda: any(d.name == domname and not d.responsive for d in m.domains()),
+            15,
+            "the stopped domain marked unresponsive",
+        )
+        assert time.monotonic() - t0 < 10
+        before = m.find(other, "copy-vda").current
+        wait_until(lambda: m.find(other, "copy-vda").current > before, 10, "the other job moving")
+        assert all(d.responsive for d in m.domains() if d.name == other)
+        stuck = m.find(domname, "copy-vda")
+        with pytest.raises(JobControlError, match="not responding"):
+            m.control(stuck.key, ControlOp.ABORT)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: all(d.responsive for d in m.domains() if d.name == domname), 40, "recovery")
+    m.stop()
+    lab.remove(other)
+
+
+def _qmp(dom: libvirt.virDomain, cmd: str, **args) -> dict:
+    return json.loads(
+        libvirt_qemu.qemuMonitorCommand(dom, json.dumps({"execute": cmd, "arguments": args}), 0)
+    )
+
+
+def test_unplugged_disk_leaves_an_orphaned_job(lab: Lab, domname: str) -> None:
+    dom = lab.domain(domname, [DiskSpec("sda", lab.image(f"{domname}-s", 128, 96), bus="scsi")])
+    m = make_monitor(lab, options=Options(allow_qemu_monitor=True))
+    stream = Stream(m)
+    try:
+        lab.start_copy(dom, "sda", bandwidth=2 * MiB)
+        stream.wait_state(domname, "copy-sda", JobState.RUNNING, 10)
+        _qmp(dom, "device_del", id="scsi0-0-0-0")  # what no public libvirt API allows
+        orphan = stream.wait_state(domname, "copy-sda", JobState.ORPHANED, 10)
+        assert "unplugged" in orphan.message
+        assert orphan.qemu_id.startswith("copy-sda")
+        # libvirt no longer sees the disk, QEMU still runs the job.
+        with pytest.raises(libvirt.libvirtError):
+            dom.blockJobInfo("sda", 0)
+        jobs = _qmp(dom, "query-block-jobs")["return"]
+        assert [j["device"] for j in jobs] == [orphan.qemu_id]
+        msg = m.control(orphan.key, ControlOp.ABORT)
+        assert "taint" in msg
+        stream.wait_state(domname, "copy-sda", JobState.ABORTED, 10)
+        assert _qmp(dom, "query-block-jobs")["return"] == []
+    finally:
+        m.stop()
+
+
+def test_orphan_abort_is_refused_without_opt_in(lab: Lab, domname: str) -> None:
+    dom = lab.domain(domname, [DiskSpec("sda", lab.image(f"{domname}-s", 128, 96), bus="scsi")])
+    m = make_monitor(lab)
+    stream = Stream(m)
+    try:
+        lab.start_copy(dom, "sda", bandwidth=2 * MiB)
+        stream.wait_state(domname, "copy-sda", JobState.RUNNING, 10)
+        _qmp(dom, "device_del", id="scsi0-0-0-0")
+        orphan = stream.wait_state(domname, "copy-sda", JobState.ORPHANED, 10)
+        with pytest.raises(JobControlError, match="taints the domain"):
+            m.control(orphan.key, ControlOp.ABORT)
+        assert _qmp(dom, "query-block-jobs")["return"]  # still running in QEMU
+    finally:
+        m.stop()
+
+
+def test_pause_resume_opt_in_and_no_pivot_while_paused(lab: Lab, domname: str) -> None:
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 32))])
+    m = make_monitor(lab, options=Options(allow_qemu_monitor=True))
+    stream = Stream(m)
+    try:
+        lab.start_copy(dom, "vda", bandwidth=64 * MiB)
+        ready = stream.wait_state(domname, "copy-vda", JobState.READY, 20)
+        assert "tainted" in m.control(ready.key, ControlOp.PAUSE)
+        paused = stream.wait_state(domname, "copy-vda", JobState.PAUSED, 10)
+        assert any(j["paused"] for j in _qmp(dom, "query-block-jobs")["return"])
+        # Pivoting a paused mirror hangs forever in QEMU: the engine refuses.
+        with pytest.raises(JobControlError, match="resume it before finalizing"):
+            m.control(paused.key, ControlOp.FINALIZE)
+        m.control(paused.key, ControlOp.RESUME)
+        wait_until(lambda: m.job(paused.key).state is JobState.READY, 10, "back to ready")
+        assert not any(j["paused"] for j in _qmp(dom, "query-block-jobs")["return"])
+        m.control(paused.key, ControlOp.FINALIZE)
+        stream.wait_state(domname, "copy-vda", JobState.COMPLETED, 10)
+    finally:
+        m.stop()
+
+
+def test_pause_refused_without_opt_in(lab: Lab, domname: str) -> None:
+    chain = lab.chain(domname, 2, 128, 48)
+    dom = lab.domain(domname, [DiskSpec("vda", chain[-1])])
+    m = make_monitor(lab)
+    try:
+        lab.start_pull(dom, "vda", bandwidth=1 * MiB)
+        job = wait_until(lambda: m.find(domname, "pull-vda"), 10, "pull")
+        with pytest.raises(JobControlError, match="taints the domain"):
+            m.control(job.key, ControlOp.PAUSE)
+        assert "custom monitor" not in " ".join(str(x) for x in dom.messages(0))
+    finally:
+        m.stop()
+
+
+def test_polling_alone_finds_jobs_on_read_only_connection(lab: Lab, domname: str) -> None:
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 64))])
+    m = JobMonitor([lab.uri], options=Options(readonly=True), idle_interval=1.0)
+    m.start()
+    try:
+        assert m.wait_ready(20)
+        stream = Stream(m)
+        t0 = time.time()
+        lab.start_copy(dom, "vda", bandwidth=2 * MiB)
+        job = stream.wait_state(domname, "copy-vda", JobState.RUNNING, 5)
+        assert job.started - t0 < 1.0 + 0.5  # within one idle polling interval
+        with pytest.raises(JobControlError, match="read-only"):
+            m.control(job.key, ControlOp.ABORT)
+        assert dom.blockJobInfo("vda", 0)  # still running
+    finally:
+        m.stop()
