@@ -42,6 +42,7 @@ from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
 from jobtui.tui.screens.help import HelpScreen
 from jobtui.tui.store import ALL, JobStore, Scope, matches, sort_key
+from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, describe
 from jobtui.tui.widgets.event_log import EventLog, log_line
@@ -49,7 +50,8 @@ from jobtui.tui.widgets.host_bar import HostBar
 from jobtui.tui.widgets.job_table import JobTable, row_cells
 from jobtui.tui.widgets.status_line import StatusLine
 
-# Below this many columns the tree folds away and optional columns go (80×24 must work).
+# Below this many columns the tree folds away (80×24 must work); the table itself
+# drops optional columns to fit whatever width it gets.
 NARROW = 100
 
 # action → the control op it runs; pause_resume picks its op from the job's state.
@@ -168,7 +170,6 @@ class JobTUI(App[None]):
 
     def _apply_width(self, width: int) -> None:
         self._narrow = width < NARROW
-        self.query_one(JobTable).set_compact(self._narrow)
         self._apply_tree_visibility()
 
     def _apply_tree_visibility(self) -> None:
@@ -252,7 +253,8 @@ class JobTUI(App[None]):
             # Elapsed and ETA of active jobs move with the clock, not only with events.
             if job.key not in shown or job.key in changes.jobs or (new_second and job.state.active):
                 render.append(job)
-        cells = {j.key: row_cells(j, store.rates[j.key].rate, now) for j in render}
+        pal = palette(self.no_color)
+        cells = {j.key: row_cells(j, store.rates[j.key].rate, now, pal) for j in render}
         touched = table.sync((j.key for j in visible_jobs), cells)
         if self._pending_select is not None and table.select(self._pending_select):
             self._pending_select = None
@@ -266,7 +268,7 @@ class JobTUI(App[None]):
             for t in changes.transitions:
                 host = store.hosts.get(t.key.host)
                 name = short_host(t.key.host, host.hostname if host is not None else "")
-                log.write(log_line(t, name, self._tz))
+                log.write(log_line(t, name, self._tz, pal))
         self._sync_detail(changed=changes.jobs, force=new_second or self._view_dirty)
         self._view_dirty = False
         if self._on_flush is not None:
@@ -287,14 +289,19 @@ class JobTUI(App[None]):
             needle = self._filter.lower()
             keep = {dk for dk, d in store.domains.items() if needle in d.name.lower()}
         specs = describe(
-            list(store.hosts.values()), list(store.domains.values()), jobs, keep_domain=keep
+            list(store.hosts.values()),
+            list(store.domains.values()),
+            jobs,
+            keep_domain=keep,
+            pal=palette(self.no_color),
         )
         self.query_one(DomainTree).sync(specs)
 
     def _sync_status(self) -> None:
         store = self._store
         hosts = list(store.hosts.values())
-        self.query_one(HostBar).show(hosts, readonly=self.options.readonly)
+        pal = palette(self.no_color)
+        self.query_one(HostBar).show(hosts, readonly=self.options.readonly, pal=pal)
         active = sum(1 for j in store.jobs.values() if j.state.active)
         self.query_one(StatusLine).show(
             hosts,
@@ -303,6 +310,7 @@ class JobTUI(App[None]):
             finished_hidden=not self._show_finished,
             filter_text=self._filter,
             readonly=self.options.readonly,
+            pal=pal,
         )
 
     def _sync_detail(self, *, changed: set[JobKey], force: bool = False) -> None:
@@ -318,7 +326,13 @@ class JobTUI(App[None]):
         self._selected = (key, state)
         detail = self.query_one(DetailPane)
         if job is None:
-            detail.show_job(None)
+            table = self.query_one(JobTable)
+            if table.row_count:
+                detail.show_job(None)
+            elif self._filter:
+                detail.show_job(None, empty=f"no job matches “{self._filter}” (esc clears)")
+            else:
+                detail.show_job(None, empty="no jobs here")
         else:
             detail.show_job(
                 job,
@@ -389,6 +403,8 @@ class JobTUI(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Control keys: shown when they apply, dimmed when they could apply in another
         state of this job (a copy not READY yet), hidden otherwise and in read-only mode."""
+        if action == "toggle_xml":
+            return self.selected_job is not None or self._xml_mode
         if action not in _CONTROL_ACTIONS:
             return True
         opts = self.options
@@ -401,11 +417,10 @@ class JobTUI(App[None]):
         assert op is not None
         if refusal(job, op, opts) is None:
             return True
-        could = any(refusal(job.evolve(state=s), op, opts) is None for s in JobState)
-        if action == "pause_resume":
-            could = could or any(
-                refusal(job.evolve(state=s), ControlOp.RESUME, opts) is None for s in JobState
-            )
+        # A finished job never runs again, so only its own state counts for it.
+        states = list(JobState) if job.state.active else [job.state]
+        ops = [ControlOp.PAUSE, ControlOp.RESUME] if action == "pause_resume" else [op]
+        could = any(refusal(job.evolve(state=s), o, opts) is None for s in states for o in ops)
         return None if could else False
 
     # --- actions ---------------------------------------------------------------------------

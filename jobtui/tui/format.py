@@ -18,7 +18,10 @@ def human_bytes(n: float | None) -> str:
     value = float(n)
     for unit in _UNITS:
         if abs(value) < 1024 or unit == _UNITS[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            if unit == "B" or abs(value) >= 100:
+                # Three digits are plenty and keep rates within a 10-cell column.
+                return f"{value:.0f} {unit}"
+            return f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 

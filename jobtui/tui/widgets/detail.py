@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -10,14 +10,15 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
-from jobtui.jobxml import format_value
 from jobtui.model import Domain, Job, JobState, StatValue
 from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
 from jobtui.tui.store import RateTrack, eta
-from jobtui.tui.widgets.job_table import STATE_STYLE
+from jobtui.tui.styles import Palette, palette
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
 _LONG = 28
+# Narrower than this, one label/value pair per line (80 columns must stay readable).
+_TWO_COLUMNS = 90
 
 
 def _label(key: str) -> str:
@@ -25,12 +26,12 @@ def _label(key: str) -> str:
 
 
 def _fields(
-    job: Job, domain: Domain | None, rate: float | None, now: float
+    job: Job, domain: Domain | None, rate: float | None, now: float, pal: Palette
 ) -> list[tuple[str, RenderableType]]:
-    style = STATE_STYLE[job.state]
+    style = pal.state[job.state]
     state = Text(job.state.value, style=style)
     if job.stalled and job.state.active:
-        state.append(" · stalled", style="bold yellow")
+        state.append(" · stalled", style=pal.warn)
     if job.progress is None:
         progress = human_bytes(job.current)
     else:
@@ -39,7 +40,7 @@ def _fields(
         )
     dom = Text(job.domain)
     if domain is not None and not domain.responsive:
-        dom.append(" ⚠ unresponsive", style="bold yellow")
+        dom.append(" ⚠ unresponsive", style=pal.warn)
     active = job.state.active
     rows: list[tuple[str, RenderableType]] = [
         ("state", state),
@@ -59,35 +60,54 @@ def _fields(
     for key, value in job.stats.items():
         rows.append((_label(key), _value(key, value)))
     if job.message:
-        rows.append(("message", Text(job.message, style="yellow" if active else style)))
+        rows.append(("message", Text(job.message, style=pal.warn if active else style)))
     return rows
 
 
 def _value(key: str, value: StatValue) -> str:
+    try:
+        # Lazily: the XML layer (lxml) is another module's work; the pane must still show
+        # the raw value if it is missing or broken.
+        from jobtui.jobxml import format_value
+    except ImportError:
+        return str(value)
     return format_value(key, value)
 
 
-def _grid(rows: list[tuple[str, RenderableType]], hints: list[str]) -> RenderableType:
-    """Short values two pairs to a line; long ones (paths, messages) a line each."""
-    short = [(k, v) for k, v in rows if len(str(v)) <= _LONG]
-    long = [(k, v) for k, v in rows if len(str(v)) > _LONG]
-    pairs = Table.grid(padding=(0, 1), expand=True)
-    for _ in range(2):
-        pairs.add_column(style="dim", justify="right", no_wrap=True, min_width=9)
-        pairs.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-    for i in range(0, len(short), 2):
-        cells: list[RenderableType] = []
-        for k, v in short[i : i + 2]:
-            cells += [k, v]
-        pairs.add_row(*cells)
-    wide = Table.grid(padding=(0, 1), expand=True)
-    wide.add_column(style="dim", justify="right", no_wrap=True, min_width=9)
-    wide.add_column(overflow="fold", ratio=1)
-    for k, v in long:
-        wide.add_row(k, v)
-    for hint in hints:
-        wide.add_row("not now", Text(hint, style="dim"))
-    return Group(pairs, wide)
+class FieldGrid:
+    """Labelled values, two pairs to a line when there is room, one on a narrow terminal.
+
+    A Rich renderable, so the layout is decided at render time from the real width.
+    Long values (paths, messages) always get a line of their own, never an ellipsis.
+    """
+
+    def __init__(self, rows: list[tuple[str, RenderableType]], hints: list[str], pal: Palette):
+        self.rows = rows
+        self.hints = hints
+        self.pal = pal
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        per_line = 2 if options.max_width >= _TWO_COLUMNS else 1
+        short = [(k, v) for k, v in self.rows if len(str(v)) <= _LONG]
+        long = [(k, v) for k, v in self.rows if len(str(v)) > _LONG]
+        pairs = Table.grid(padding=(0, 1), expand=True)
+        for _ in range(per_line):
+            pairs.add_column(style=self.pal.muted, no_wrap=True, min_width=9)
+            pairs.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        for i in range(0, len(short), per_line):
+            cells: list[RenderableType] = []
+            for k, v in short[i : i + per_line]:
+                cells += [k, v]
+            pairs.add_row(*cells)
+        wide = Table.grid(padding=(0, 1), expand=True)
+        wide.add_column(style=self.pal.muted, no_wrap=True, min_width=9)
+        wide.add_column(overflow="fold", ratio=1)
+        for k, v in long:
+            wide.add_row(k, v)
+        for hint in self.hints:
+            wide.add_row("not now", Text(hint, style=self.pal.muted))
+        yield pairs
+        yield wide
 
 
 class DetailPane(VerticalScroll):
@@ -110,10 +130,11 @@ class DetailPane(VerticalScroll):
         track: RateTrack | None = None,
         now: float = 0.0,
         hints: list[str] | None = None,
+        empty: str = "no job selected",
     ) -> None:
         title = self.query_one("#detail-title", Static)
         if job is None:
-            title.update(Text("no job selected", style="dim"))
+            title.update(Text(empty, style=palette(self.app.no_color).muted))
             self.query_one("#detail-fields", Static).update("")
             self.set_class(True, "-empty")
             return
@@ -127,8 +148,9 @@ class DetailPane(VerticalScroll):
             )
         )
         rate = track.rate if track is not None else None
+        pal = palette(self.app.no_color)
         self.query_one("#detail-fields", Static).update(
-            _grid(_fields(job, domain, rate, now), hints or [])
+            FieldGrid(_fields(job, domain, rate, now, pal), hints or [], pal)
         )
         history = list(track.history) if track is not None else []
         self.query_one("#detail-spark", Sparkline).data = history
@@ -138,6 +160,6 @@ class DetailPane(VerticalScroll):
     def show_xml(self, text: str, *, error: bool = False) -> None:
         xml = self.query_one("#detail-xml", Static)
         if error:
-            xml.update(Text(text, style="red"))
+            xml.update(Text(text, style=palette(self.app.no_color).alert))
         else:
             xml.update(Syntax(text.rstrip(), "xml", theme="ansi_dark", word_wrap=True))

@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 from jobtui.model import Domain, Host, HostState, Job, JobKey, JobState
 from jobtui.tui.format import short_host
 from jobtui.tui.store import ALL, Scope
-from jobtui.tui.widgets.job_table import STATE_STYLE
+from jobtui.tui.styles import COLOR, Palette
 
 
 @dataclass(frozen=True)
@@ -61,34 +61,43 @@ STATE_SYMBOL: dict[JobState, str] = {
     JobState.ORPHANED: "!",
 }
 _HOST_SYMBOL = {
-    HostState.CONNECTED: ("●", "green"),
-    HostState.CONNECTING: ("◌", "yellow"),
-    HostState.DISCONNECTED: ("✖", "bold red"),
+    HostState.CONNECTED: "●",
+    HostState.CONNECTING: "◌",
+    HostState.DISCONNECTED: "✖",
 }
 
 
-def host_label(host: Host) -> Text:
-    symbol, style = _HOST_SYMBOL[host.state]
-    text = Text.assemble((symbol, style), " ", (short_host(host.uri, host.hostname), "bold"))
+def host_label(host: Host, pal: Palette = COLOR) -> Text:
+    style = {
+        HostState.CONNECTED: pal.ok,
+        HostState.CONNECTING: pal.warn,
+        HostState.DISCONNECTED: pal.alert,
+    }[host.state]
+    text = Text.assemble(
+        (_HOST_SYMBOL[host.state], style), " ", (short_host(host.uri, host.hostname), "bold")
+    )
     if host.state is not HostState.CONNECTED:
-        text.append(f" {host.state}", style=style)
+        text.append(" ")
+        text.append(str(host.state), style=style)
     if host.readonly:
-        text.append(" (read-only)", style="dim")
+        text.append(" (read-only)", style=pal.muted)
     return text
 
 
-def domain_label(name: str, domain: Domain | None) -> Text:
+def domain_label(name: str, domain: Domain | None, pal: Palette = COLOR) -> Text:
     text = Text(name)
     if domain is None:
         return text
-    text.append(f" {domain.state}", style="dim")
     if not domain.responsive:
-        text.append(" ⚠ unresponsive", style="bold yellow")
+        # Its last known state is stale anyway; the warning is what matters here.
+        text.append(" ⚠ unresponsive", style=pal.warn)
+    else:
+        text.append(f" {domain.state}", style=pal.muted)
     return text
 
 
-def job_label(job: Job) -> Text:
-    style = STATE_STYLE[job.state]
+def job_label(job: Job, pal: Palette = COLOR) -> Text:
+    style = pal.state[job.state]
     return Text.assemble((STATE_SYMBOL[job.state], style), " ", job.name, (f" {job.state}", style))
 
 
@@ -98,6 +107,7 @@ def describe(
     jobs: list[Job],
     *,
     keep_domain: set[tuple[str, str]] | None = None,
+    pal: Palette = COLOR,
 ) -> list[NodeSpec]:
     """The tree for these hosts, domains and (already filtered, sorted) jobs.
 
@@ -117,7 +127,8 @@ def describe(
     for host in sorted(hosts, key=lambda h: h.uri):
         children: list[NodeSpec] = []
         if host.state is HostState.DISCONNECTED and host.error:
-            children.append(NodeSpec(HostErrorRef(host.uri), Text(host.error, style="red")))
+            error = Text(host.error, style=pal.alert)
+            children.append(NodeSpec(HostErrorRef(host.uri), error))
         host_domains = sorted((dk for dk in names if dk[0] == host.uri), key=lambda dk: names[dk])
         for dk in host_domains:
             if keep_domain is not None and dk not in keep_domain and dk not in by_domain:
@@ -125,11 +136,11 @@ def describe(
             children.append(
                 NodeSpec(
                     DomainRef(*dk),
-                    domain_label(names[dk], known.get(dk)),
-                    [NodeSpec(JobRef(j.key), job_label(j)) for j in by_domain.get(dk, [])],
+                    domain_label(names[dk], known.get(dk), pal),
+                    [NodeSpec(JobRef(j.key), job_label(j, pal)) for j in by_domain.get(dk, [])],
                 )
             )
-        specs.append(NodeSpec(HostRef(host.uri), host_label(host), children))
+        specs.append(NodeSpec(HostRef(host.uri), host_label(host, pal), children))
     return specs
 
 

@@ -8,23 +8,23 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from jobtui.model import JobStateChanged
-from jobtui.tui.widgets.job_table import STATE_STYLE
+from jobtui.tui.styles import COLOR, Palette
 
 
-def log_line(event: JobStateChanged, host: str, tz: tzinfo | None) -> Text:
+def log_line(event: JobStateChanged, host: str, tz: tzinfo | None, pal: Palette = COLOR) -> Text:
     """`HH:MM:SS host domain job old → new` (old is `new` on a first sighting)."""
     when = datetime.fromtimestamp(event.time, tz).strftime("%H:%M:%S")
     old = event.old.value if event.old is not None else "new"
-    old_style = STATE_STYLE[event.old] if event.old is not None else "dim"
+    old_style = pal.state[event.old] if event.old is not None else pal.muted
     return Text.assemble(
-        (when, "dim"),
+        (when, pal.muted),
         f" {host} {event.job.domain} ",
         (event.key.name, "bold"),
         " ",
         (old, old_style),
         " → ",
-        (event.new.value, STATE_STYLE[event.new]),
-        (f"  {event.job.message}" if event.new.finished and event.job.message else "", "dim"),
+        (event.new.value, pal.state[event.new]),
+        (f"  {event.job.message}" if event.new.finished and event.job.message else "", pal.muted),
     )
 
 

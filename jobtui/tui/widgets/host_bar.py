@@ -6,15 +6,16 @@ from rich.text import Text
 from textual.widgets import Static
 
 from jobtui.model import Host
+from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.domain_tree import host_label
 
 
 class HostBar(Static):
-    def show(self, hosts: list[Host], *, readonly: bool) -> None:
+    def show(self, hosts: list[Host], *, readonly: bool, pal: Palette = COLOR) -> None:
         text = Text.assemble(("jobtui", "bold"))
         if readonly:
             text.append("  read-only", style="bold")
         for host in sorted(hosts, key=lambda h: h.uri):
-            text.append("  │  ", style="dim")
-            text.append_text(host_label(host))
+            text.append("  │  ", style=pal.muted)
+            text.append_text(host_label(host, pal))
         self.update(text)

@@ -11,26 +11,17 @@ from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
 from jobtui.tui.store import eta
+from jobtui.tui.styles import COLOR, Palette
 
 Cell = Text | str
 Cells = dict[str, Cell]
-
-STATE_STYLE: dict[JobState, str] = {
-    JobState.RUNNING: "green",
-    JobState.READY: "bold cyan",
-    JobState.PAUSED: "yellow",
-    JobState.COMPLETED: "dim green",
-    JobState.FAILED: "bold red",
-    JobState.ABORTED: "dim yellow",
-    JobState.UNKNOWN: "dim",
-    JobState.ORPHANED: "bold magenta",
-}
 
 
 @dataclass(frozen=True)
@@ -38,27 +29,30 @@ class Column:
     key: str
     label: str
     width: int | None  # None: as wide as its widest cell (the cell never changes)
-    optional: bool = False  # dropped when the terminal is narrow
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("domain", "domain", None),
     Column("job", "job", None),
-    Column("type", "type", None, optional=True),
+    Column("type", "type", None),
     Column("state", "state", 9),
     Column("progress", "progress", 15),
-    Column("rate", "rate", 11),
+    Column("rate", "rate", 10),
     Column("eta", "ETA", 7),
-    Column("elapsed", "elapsed", 7, optional=True),
-    Column("bandwidth", "bandwidth", 11, optional=True),
+    Column("elapsed", "elapsed", 7),
+    Column("bandwidth", "bandwidth", 10),
 )
+# When the table is too narrow these go, in this order: the job's name already says
+# most of its type, and elapsed time matters less than the bandwidth one may steer.
+DROP_ORDER = ("type", "elapsed", "bandwidth")
+_SCROLLBAR = 2
 
 
-def row_cells(job: Job, rate: float | None, now: float) -> Cells:
-    style = STATE_STYLE[job.state]
+def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) -> Cells:
+    style = pal.state[job.state]
     active = job.state.active
     if job.stalled and active:
-        rate_cell: Cell = Text("stalled", style="bold yellow")
+        rate_cell: Cell = Text("stalled", style=pal.warn)
     else:
         rate_cell = human_rate(rate) if active and rate is not None else DASH
     if job.state is JobState.READY:
@@ -98,6 +92,9 @@ class JobTable(DataTable[Cell]):
     def on_mount(self) -> None:
         for col in self._columns:
             self.add_column(col.label, key=col.key, width=col.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size.width)
 
     @property
     def selected_key(self) -> JobKey | None:
@@ -157,12 +154,32 @@ class JobTable(DataTable[Cell]):
             touched.add(key)
         if resort:
             self.sort("state", "domain", "job", key=_order)
+            # New rows may bring a longer domain or job name.
+            self.fit(self.size.width)
         self._restore_cursor(selected, index)
         return touched
 
-    def set_compact(self, compact: bool) -> None:
-        """Drop the optional columns (type, elapsed, bandwidth) on a narrow terminal."""
-        wanted = [c for c in COLUMNS if not (compact and c.optional)]
+    def fit(self, width: int) -> None:
+        """Show every column that fits in `width` cells, dropping DROP_ORDER first."""
+        if width <= 0:
+            return
+        wanted = list(COLUMNS)
+        for key in DROP_ORDER:
+            if self._needs(wanted) <= width:
+                break
+            wanted = [c for c in wanted if c.key != key]
+        self._set_columns(wanted)
+
+    def _needs(self, columns: list[Column]) -> int:
+        pad = 2 * self.cell_padding
+        return sum(self._natural_width(c) + pad for c in columns) + _SCROLLBAR
+
+    def _natural_width(self, col: Column) -> int:
+        if col.width is not None:
+            return col.width
+        return max([len(col.label)] + [len(str(c[col.key])) for c in self._cells.values()])
+
+    def _set_columns(self, wanted: list[Column]) -> None:
         if wanted == self._columns:
             return
         selected, index = self.selected_key, self.cursor_row

@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from jobtui.model import Host, HostState
 from jobtui.tui.format import short_host
+from jobtui.tui.styles import COLOR, Palette
 
 
 class StatusLine(Static):
@@ -19,18 +20,19 @@ class StatusLine(Static):
         finished_hidden: bool,
         filter_text: str,
         readonly: bool,
+        pal: Palette = COLOR,
     ) -> None:
         down = [h for h in sorted(hosts, key=lambda h: h.uri) if h.state is HostState.DISCONNECTED]
         if down:
             host = down[0]
             text = Text.assemble(
-                ("✖ ", "bold red"),
+                ("✖ ", pal.alert),
                 (short_host(host.uri, host.hostname), "bold"),
                 " disconnected",
-                (f": {host.error}" if host.error else "", "red"),
+                (f": {host.error}" if host.error else "", pal.alert),
             )
             if len(down) > 1:
-                text.append(f" (+{len(down) - 1} more hosts down)", style="bold red")
+                text.append(f" (+{len(down) - 1} more hosts down)", style=pal.alert)
             self.set_class(True, "-error")
             self.update(text)
             return
@@ -41,4 +43,4 @@ class StatusLine(Static):
             parts.append(f"filter: {filter_text}")
         if readonly:
             parts.append("read-only: control keys are off")
-        self.update(Text(" · ".join(parts), style="dim"))
+        self.update(Text(" · ".join(parts), style=pal.muted))
