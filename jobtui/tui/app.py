@@ -70,6 +70,7 @@ class FlushReport:
 
     touched: frozenset[JobKey]  # jobs whose row was added, updated or removed
     at: float  # time.perf_counter() when the table had been updated
+    took: float  # seconds spent applying this batch (table, tree, detail, log)
 
 
 class JobTUI(App[None]):
@@ -236,6 +237,7 @@ class JobTUI(App[None]):
         )
 
     def _flush(self) -> None:
+        started = time.perf_counter()
         changes = self._store.take()
         now = self._clock()
         second = int(now)
@@ -259,8 +261,17 @@ class JobTUI(App[None]):
         if self._pending_select is not None and table.select(self._pending_select):
             self._pending_select = None
 
-        if changes.structure or changes.states or self._view_dirty:
+        if (
+            changes.structure
+            or changes.moved
+            or self._view_dirty
+            or (changes.states and self._filter)
+        ):
             self._sync_tree()
+        elif changes.states:
+            # Only labels changed (running ↔ paused, ready): no node comes, goes or moves.
+            pal = palette(self.no_color)
+            self.query_one(DomainTree).relabel([store.jobs[k] for k in changes.states], pal)
         if changes.hosts or changes.structure or changes.states or self._view_dirty:
             self._sync_status()
         if changes.transitions:
@@ -272,7 +283,8 @@ class JobTUI(App[None]):
         self._sync_detail(changed=changes.jobs, force=new_second or self._view_dirty)
         self._view_dirty = False
         if self._on_flush is not None:
-            self._on_flush(FlushReport(frozenset(touched), time.perf_counter()))
+            done = time.perf_counter()
+            self._on_flush(FlushReport(frozenset(touched), done, done - started))
 
     def _sync_tree(self) -> None:
         store = self._store

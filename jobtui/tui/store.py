@@ -123,7 +123,8 @@ def sort_key(job: Job) -> tuple[bool, str, str, float]:
 class Changes:
     jobs: set[JobKey] = field(default_factory=set)  # added or updated
     removed: set[JobKey] = field(default_factory=set)
-    states: set[JobKey] = field(default_factory=set)  # state changed (row may move)
+    states: set[JobKey] = field(default_factory=set)  # state changed: labels change
+    moved: set[JobKey] = field(default_factory=set)  # became finished (or not): rows move
     structure: bool = False  # hosts, domains, or the set of jobs changed
     hosts: bool = False
     transitions: list[JobStateChanged] = field(default_factory=list)
@@ -153,14 +154,10 @@ class JobStore:
             case JobStateChanged(key=key, job=job):
                 self._put(job, at)
                 self._touched[key] = self._seq
-                ch.states.add(key)
                 ch.transitions.append(event)
             case JobProgress(job=job):
-                old = self.jobs.get(job.key)
                 self._put(job, at)
                 self._touched[job.key] = self._seq
-                if old is not None and old.state is not job.state:
-                    ch.states.add(job.key)
             case JobDismissed(key=key):
                 self._drop(key)
                 self._touched[key] = self._seq
@@ -197,11 +194,8 @@ class JobStore:
             seen.add(job.key)
             if self._touched.get(job.key, 0) > since_seq:
                 continue
-            old = self.jobs.get(job.key)
-            if old != job:
+            if self.jobs.get(job.key) != job:
                 self._put(job, at)
-                if old is not None and old.state is not job.state:
-                    self._changes.states.add(job.key)
         connected = {u for u, h in self.hosts.items() if h.state is HostState.CONNECTED}
         for key in list(self.jobs):
             if key not in seen and key.host in connected and self._touched.get(key, 0) <= since_seq:
@@ -214,14 +208,20 @@ class JobStore:
         # A job updated then dismissed within one tick is only removed.
         ch.jobs -= ch.removed
         ch.states -= ch.removed
+        ch.moved -= ch.removed
         return ch
 
     def domain_of(self, job: Job) -> Domain | None:
         return self.domains.get((job.host, job.key.domain_uuid))
 
     def _put(self, job: Job, at: float) -> None:
-        if job.key not in self.jobs:
+        old = self.jobs.get(job.key)
+        if old is None:
             self._changes.structure = True
+        elif old.state is not job.state:
+            self._changes.states.add(job.key)
+            if old.state.finished != job.state.finished:
+                self._changes.moved.add(job.key)
         self.jobs[job.key] = job
         self.rates.setdefault(job.key, RateTrack()).add(at, job.current)
         self._changes.jobs.add(job.key)

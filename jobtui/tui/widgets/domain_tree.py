@@ -149,6 +149,7 @@ class DomainTree(Tree[NodeRef]):
         super().__init__("all jobs", data=None, id=id)
         self.guide_depth = 2
         self.root.expand()
+        self._job_nodes: dict[JobKey, TreeNode[NodeRef]] = {}
 
     @property
     def scope(self) -> Scope:
@@ -165,11 +166,21 @@ class DomainTree(Tree[NodeRef]):
     def sync(self, specs: list[NodeSpec]) -> None:
         cursor = self.cursor_node
         _sync_children(self.root, specs)
+        self._job_nodes = {n.data.key: n for n in _walk(self.root) if isinstance(n.data, JobRef)}
         if cursor is not None and not self._alive(cursor):
             # Its node went away (filtered, dismissed): fall back to "all jobs" rather
             # than to whatever line now sits under the cursor.
             _ = self.last_line  # rebuilds lines, so node positions are current
             self.move_cursor(self.root)
+
+    def relabel(self, jobs: list[Job], pal: Palette = COLOR) -> None:
+        """New labels for jobs whose state changed, when no node needs to move."""
+        for job in jobs:
+            node = self._job_nodes.get(job.key)
+            if node is not None:
+                label = job_label(job, pal)
+                if node.label != label:
+                    node.set_label(label)
 
     def _alive(self, node: TreeNode[NodeRef]) -> bool:
         try:
