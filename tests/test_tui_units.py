@@ -1,0 +1,267 @@
+"""The TUI's plain parts without a screen: formatting, the store, the keymap, the
+confirm texts, and the RecordedSource itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobtui import recorded
+from jobtui.model import (
+    ControlOp,
+    FrozenMap,
+    Host,
+    HostState,
+    JobControlError,
+    JobDismissed,
+    JobKey,
+    JobProgress,
+    JobState,
+    JobStateChanged,
+)
+from jobtui.recorded import ControlCall, MiB
+from jobtui.support import refusal
+from jobtui.tui.format import human_bytes, human_duration, parse_bandwidth, progress_bar
+from jobtui.tui.keymap import load_keymap
+from jobtui.tui.screens.confirm import consequence, question
+from jobtui.tui.store import JobStore, RateTrack
+
+
+def job_named(source: recorded.RecordedSource, name: str):
+    return next(j for j in source.jobs() if j.name == name)
+
+
+# --- format ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("32M", 32 * MiB),
+        ("32MiB/s", 32 * MiB),
+        ("32 mib / s", 32 * MiB),
+        ("1048576", MiB),
+        ("0", 0),
+        ("1.5G", 3 * 512 * MiB),
+        ("32MB", 32_000_000),
+        ("512k", 512 * 1024),
+    ],
+)
+def test_parse_bandwidth_accepts(text: str, value: int):
+    assert parse_bandwidth(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "fast", "-1", "32X", "1.5", "32M/h", "9" * 30])
+def test_parse_bandwidth_rejects_with_one_line(text: str):
+    with pytest.raises(ValueError) as err:
+        parse_bandwidth(text)
+    assert "\n" not in str(err.value)
+
+
+def test_human_units():
+    assert human_bytes(512) == "512 B"
+    assert human_bytes(20 * 1024**3) == "20.0 GiB"
+    assert human_bytes(128 * MiB) == "128 MiB"
+    assert human_duration(42) == "42s"
+    assert human_duration(545) == "9m05s"
+    assert human_duration(3720) == "1h02m"
+    assert human_duration(None) == "—"
+
+
+def test_progress_bar_is_never_full_before_the_end():
+    assert progress_bar(0.42) == "████░░░░░░  42%"
+    assert progress_bar(0.999).startswith("█████████░")
+    assert progress_bar(1.0) == "██████████ 100%"
+    assert progress_bar(None).endswith("?")
+
+
+# --- store -----------------------------------------------------------------------------------
+
+
+def test_rate_from_successive_samples_and_reset_on_restart():
+    track = RateTrack()
+    track.add(0.0, 0)
+    assert track.rate is None
+    track.add(1.0, 10 * MiB)
+    track.add(2.0, 30 * MiB)
+    assert track.rate == 15 * MiB
+    assert list(track.history) == [10 * MiB, 20 * MiB]
+    track.add(2.0, 31 * MiB)  # same instant: replaces, no division by zero
+    assert track.rate == 15.5 * MiB
+    track.add(3.0, 1 * MiB)  # went backwards: a new run
+    assert track.rate is None and not track.history
+
+
+def test_rate_uses_a_window_of_recent_samples():
+    track = RateTrack()
+    for t in range(10):
+        # 100 MiB/s for four seconds, then 10 MiB/s.
+        track.add(float(t), (100 * t if t <= 4 else 400 + 10 * (t - 4)) * MiB)
+    # Only the last five seconds count: the fast start is forgotten.
+    assert track.rate == 10 * MiB
+
+
+def test_events_coalesce_into_one_change_per_job():
+    src = recorded.busy()
+    store = JobStore()
+    store.load(src.hosts(), src.domains(), src.jobs(), at=0.0, since_seq=0)
+    store.take()
+    pull = job_named(src, "pull-vdb")
+    for i in range(5):
+        store.apply(JobProgress(pull.evolve(current=pull.current + i)), at=float(i))
+    changes = store.take()
+    assert changes.jobs == {pull.key} and not changes.structure and not changes.states
+    assert not store.take()
+
+
+def test_state_changes_mark_labels_and_moves():
+    src = recorded.busy()
+    store = JobStore()
+    store.load(src.hosts(), src.domains(), src.jobs(), at=0.0, since_seq=0)
+    store.take()
+    pull = job_named(src, "pull-vdb")
+    paused = pull.evolve(state=JobState.PAUSED)
+    store.apply(JobStateChanged(pull.key, pull.state, JobState.PAUSED, paused, 1.0), at=1.0)
+    ch = store.take()
+    assert ch.states == {pull.key} and ch.moved == set() and len(ch.transitions) == 1
+    done = paused.evolve(state=JobState.COMPLETED)
+    store.apply(JobStateChanged(pull.key, paused.state, done.state, done, 2.0), at=2.0)
+    assert store.take().moved == {pull.key}
+
+
+def test_snapshot_never_overrides_newer_events_nor_duplicates():
+    src = recorded.busy()
+    store = JobStore()
+    store.load(src.hosts(), src.domains(), src.jobs(), at=0.0, since_seq=0)
+    since = store.seq
+    pull = job_named(src, "pull-vdb")
+    # An event arrives while a refresh is in flight; the refresh then brings the older copy.
+    newer = pull.evolve(current=pull.end)
+    store.apply(JobProgress(newer), at=1.0)
+    store.load(src.hosts(), src.domains(), src.jobs(), at=2.0, since_seq=since)
+    assert store.jobs[pull.key] == newer
+    assert len(store.jobs) == len(src.jobs())
+
+
+def test_snapshot_drops_jobs_gone_from_connected_hosts_only():
+    src = recorded.busy()
+    store = JobStore()
+    kvm2_job = job_named(src, "dump").evolve(key=JobKey(recorded.KVM2, "u", "copy-vda", 1.0))
+    store.load(src.hosts(), src.domains(), [*src.jobs(), kvm2_job], at=0.0, since_seq=0)
+    commit = job_named(src, "commit-vda")
+    rest = [j for j in src.jobs() if j.key != commit.key]
+    store.load(src.hosts(), src.domains(), rest, at=1.0, since_seq=store.seq)
+    assert commit.key not in store.jobs
+    # kvm2 is disconnected: what we last knew of it stays until it answers again.
+    assert kvm2_job.key in store.jobs
+    assert store.take().removed == {commit.key}
+
+
+def test_dismissed_job_is_removed_even_if_updated_in_the_same_tick():
+    src = recorded.busy()
+    store = JobStore()
+    store.load(src.hosts(), src.domains(), src.jobs(), at=0.0, since_seq=0)
+    store.take()
+    commit = job_named(src, "commit-vda")
+    store.apply(JobProgress(commit.evolve(message="x")), at=1.0)
+    store.apply(JobDismissed(commit.key), at=1.0)
+    ch = store.take()
+    assert ch.removed == {commit.key} and commit.key not in ch.jobs
+
+
+# --- keymap ----------------------------------------------------------------------------------
+
+
+def test_keymap_file(tmp_path: Path):
+    path = tmp_path / "keymap.toml"
+    path.write_text(
+        '[keymap]\nabort = "A"\nfilter = ["slash", "ctrl+f"]\n'
+        'dismiss = "ctrl+d"\nbogus = "z"\nxml = 3\n'
+    )
+    keymap, problems = load_keymap(path)
+    assert keymap == {"abort": "A", "filter": "slash,ctrl+f"}
+    assert len(problems) == 3
+    assert any("dismiss must not be on a modifier chord" in p for p in problems)
+
+
+def test_keymap_file_broken_or_missing(tmp_path: Path):
+    assert load_keymap(tmp_path / "none.toml") == ({}, [])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("abort = ")
+    keymap, problems = load_keymap(bad)
+    assert keymap == {} and len(problems) == 1
+
+
+# --- confirm texts ---------------------------------------------------------------------------
+
+
+def test_confirm_texts_say_what_stays_behind():
+    src = recorded.busy()
+    copy = job_named(src, "copy-vda")
+    assert question(copy, ControlOp.ABORT) == "Abort copy-vda on web1?"
+    assert "stays on disk" in consequence(copy, ControlOp.ABORT)
+    assert "switches to the copy" in consequence(copy, ControlOp.FINALIZE)
+    assert "save file is removed" in consequence(job_named(src, "save"), ControlOp.ABORT)
+    assert "nothing changes on the host" in consequence(
+        job_named(src, "commit-vda"), ControlOp.DISMISS
+    )
+    assert "\n" not in consequence(copy, ControlOp.ABORT)
+
+
+# --- the recorded source ---------------------------------------------------------------------
+
+
+def test_recorded_control_refuses_with_the_support_reason_and_records_calls():
+    src = recorded.busy()
+    pull = job_named(src, "pull-vdb")
+    with pytest.raises(JobControlError) as err:
+        src.control(pull.key, ControlOp.FINALIZE)
+    assert str(err.value) == refusal(pull, ControlOp.FINALIZE, src.options)
+    assert src.calls == [ControlCall(pull.key, ControlOp.FINALIZE, {})]
+
+
+def test_recorded_control_applies_and_tells_subscribers():
+    src = recorded.busy()
+    seen = []
+    unsubscribe = src.subscribe(seen.append)
+    copy = job_named(src, "copy-vda")
+    assert "finalized copy-vda on web1" in src.control(copy.key, ControlOp.FINALIZE)
+    assert src.job(copy.key).state is JobState.COMPLETED
+    assert [type(e) for e in seen] == [JobStateChanged]
+    assert seen[0].old is JobState.READY and seen[0].new is JobState.COMPLETED
+    src.control(copy.key, ControlOp.DISMISS)
+    assert src.job(copy.key) is None and isinstance(seen[-1], JobDismissed)
+    unsubscribe()
+    src.tick()
+    assert len(seen) == 2
+
+
+def test_recorded_readonly_refuses_everything():
+    src = recorded.busy(readonly=True)
+    copy = job_named(src, "copy-vda")
+    with pytest.raises(JobControlError, match="read-only"):
+        src.control(copy.key, ControlOp.ABORT)
+
+
+def test_recorded_tick_is_deterministic_and_turns_copies_ready():
+    a, b = recorded.busy(), recorded.busy()
+    for _ in range(7):
+        a.tick()
+        b.tick()
+    assert a.jobs() == b.jobs() and a.clock() == b.clock() == recorded.EPOCH + 7
+    copy_host = Host(recorded.KVM1, HostState.CONNECTED)
+    dom = recorded.Domain(recorded.KVM1, "u", "vm", "running")
+    job = recorded._job(
+        copy_host.uri, dom, "copy-vda", recorded.JobType.BLOCK_COPY, JobState.RUNNING,
+        ago=1, current=0, end=MiB, config=FrozenMap(disk="vda"),
+    )  # fmt: skip
+    src = recorded.RecordedSource([copy_host], [dom], [job], speeds={job.key: 2 * MiB})
+    assert [e.new for e in src.tick() if isinstance(e, JobStateChanged)] == [JobState.READY]
+
+
+def test_recorded_many_is_a_load_test_fixture():
+    src = recorded.many(500)
+    jobs = src.jobs()
+    assert len(jobs) == 500 and len({j.key for j in jobs}) == 500
+    assert all(j.state is JobState.RUNNING for j in jobs)
