@@ -402,7 +402,7 @@ async def test_user_keymap_remaps_by_id_and_refuses_chords_for_destructive_ops(t
         assert isinstance(app.screen, ConfirmScreen)  # finalize kept its default key
         await pilot.press("n", "question_mark")
         assert isinstance(app.screen, HelpScreen)
-        rows = {r[2]: r[0] for r in app.screen._rows}
+        rows = {r[2]: r[0] for r in app.screen.rows}
         assert rows["abort"] == "A" and rows["finalize"] == "f"
 
 
@@ -422,7 +422,7 @@ async def test_help_lists_every_binding():
         await loaded(app, pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        assert [r[2] for r in app.screen._rows] == [b.id for b in BINDINGS]
+        assert [r[2] for r in app.screen.rows] == [b.id for b in BINDINGS]
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -468,3 +468,37 @@ def _nodes(tree: DomainTree):
         out.append(node)
         todo.extend(node.children)
     return out
+
+
+async def test_reconnected_host_is_reloaded_without_duplicate_rows():
+    from jobtui.model import Host, HostChanged, HostState
+    from jobtui.tui.widgets.status_line import StatusLine
+
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        status = app.query_one(StatusLine)
+        assert status.has_class("-error")
+        src.emit(HostChanged(Host(recorded.KVM2, HostState.CONNECTED, hostname="kvm2.lab")))
+        await settle(app, pilot)
+        assert not status.has_class("-error")
+        assert len(table.job_keys) == len(set(table.job_keys)) == 9
+
+
+async def test_domain_turning_unresponsive_shows_in_the_tree():
+    from dataclasses import replace
+
+    from jobtui.model import DomainChanged
+
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        web1 = next(d for d in src.domains() if d.name == "web1")
+        src.emit(DomainChanged(replace(web1, responsive=False)))
+        await pilot.pause()
+        app.flush_updates()
+        tree = app.query_one(DomainTree)
+        labels = [str(n.label) for n in _nodes(tree) if n.data == DomainRef(web1.host, web1.uuid)]
+        assert labels == ["web1 ⚠ unresponsive"]

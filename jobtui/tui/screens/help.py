@@ -19,7 +19,7 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, rows: list[tuple[str, str, str]], keymap_note: str) -> None:
         """`rows`: (keys as displayed, what they do, binding id)."""
         super().__init__()
-        self._rows = rows
+        self.rows = rows
         self._note = keymap_note
 
     def compose(self) -> ComposeResult:
@@ -27,7 +27,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("key", style="bold", no_wrap=True)
         table.add_column("does")
         table.add_column("id (keymap)", style="dim", no_wrap=True)
-        for keys, description, binding_id in self._rows:
+        for keys, description, binding_id in self.rows:
             table.add_row(keys, description, binding_id)
         with VerticalScroll(id="help-dialog"):
             yield Static(Text("jobtui keys", style="bold"), id="help-title")
