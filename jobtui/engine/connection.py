@@ -13,7 +13,12 @@ from collections.abc import Callable
 import libvirt
 
 from jobtui.engine.eventloop import ensure_event_loop
-from jobtui.engine.events import Post, register_domain_events, register_qemu_events
+from jobtui.engine.events import (
+    LibvirtEvent,
+    Post,
+    register_domain_events,
+    register_qemu_events,
+)
 
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -62,11 +67,15 @@ class HostConnection:
         ensure_event_loop()
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, close: bool = True) -> None:
+        """`close=False` when calls may still be running on the connection."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=5)
-        self._close()
+        if close:
+            self._close()
+        else:
+            self.conn = None
 
     def _run(self) -> None:
         attempt = 0
@@ -101,11 +110,17 @@ class HostConnection:
             # Without keepalive a stopped daemon blocks calls for 40 s and more.
             conn.setKeepAlive(*self._keepalive)
         conn.registerCloseCallback(lambda _c, reason, _o: self._closed(gen, reason), None)
-        register_domain_events(conn, self.uri, self._post)
+
+        def post(e: LibvirtEvent) -> None:
+            # A connection given up for dead may wake up again: ignore its events.
+            if gen == self._generation:
+                self._post(e)
+
+        register_domain_events(conn, self.uri, post)
         self.qemu_events_active = False
         if self._want_qemu_events and not self.readonly:
             try:
-                register_qemu_events(conn, self.uri, self._post)
+                register_qemu_events(conn, self.uri, post)
                 self.qemu_events_active = True
             except libvirt.libvirtError:
                 # Not every driver or URI allows it; polling alone still finds every job.
@@ -129,9 +144,10 @@ class HostConnection:
         if self.conn is None:
             return
         self._generation += 1
-        old, self.conn = self.conn, None
-        with contextlib.suppress(libvirt.libvirtError):
-            old.close()
+        # Not closed here: another thread may still be inside a call on it, and
+        # closing under it crashes libvirt-python. It is freed when the last
+        # reference goes; the bumped generation silences its callbacks.
+        self.conn = None
         self.last_error = why
         self._on_down(self, why)
         self._wake.set()

@@ -117,6 +117,7 @@ class JobMonitor:
         active_interval: float = 1.0,
         focus_interval: float = 0.25,
         stuck_after: float = 3.0,
+        host_stuck_after: float = 10.0,
         control_timeout: float = 15.0,
         qemu_events: bool = True,
         keepalive: tuple[int, int] = (2, 3),
@@ -128,6 +129,7 @@ class JobMonitor:
         self.active_interval = active_interval
         self.focus_interval = focus_interval
         self.stuck_after = stuck_after
+        self.host_stuck_after = host_stuck_after
         self.control_timeout = control_timeout
         self.history = history
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -172,12 +174,15 @@ class JobMonitor:
         self._stop.set()
         self._q.put(None)
         self._dispatcher.join(timeout=5)
-        for c in self._conns.values():
-            c.stop()
-        for slot in self._slots.values():
-            slot.worker.stop()
-        for w in self._host_workers.values():
+        workers = [s.worker for s in self._slots.values()] + list(self._host_workers.values())
+        for w in workers:
             w.stop()
+        # Closing a connection while a call runs on it crashes libvirt-python:
+        # wait (bounded) for our calls, and leave a stuck connection open.
+        deadline = time.monotonic() + 3.0
+        idle = all([w.join(max(0.0, deadline - time.monotonic())) for w in workers])
+        for c in self._conns.values():
+            c.stop(close=idle)
 
     def __enter__(self) -> JobMonitor:
         self.start()
@@ -390,6 +395,13 @@ class JobMonitor:
         elif isinstance(item, _HostDown):
             self._set_host(item.host, HostState.DISCONNECTED, item.reason)
             self._listed[item.host].set()
+            # Workers may be stuck in calls on the dead connection: fresh ones
+            # come with the next domain list. Jobs stay in the registry.
+            for key in [k for k in self._slots if k[0] == item.host]:
+                self._drop_slot(*key)
+            w = self._host_workers.pop(item.host, None)
+            if w is not None:
+                w.stop()
         elif isinstance(item, _Call):
             item.fn()
 
@@ -433,6 +445,13 @@ class JobMonitor:
 
     def _watchdog(self) -> None:
         mono = time.monotonic()
+        for uri, w in list(self._host_workers.items()):
+            # libvirt's keepalive does not always fire while several calls wait on a
+            # stopped daemon (measured: docs/decisions.md); this is the backstop.
+            if w.stuck_for(mono) > self.host_stuck_after:
+                self._conns[uri].lost(
+                    f"libvirtd is not answering (no reply for {self.host_stuck_after:.0f} s)"
+                )
         for slot in self._slots.values():
             stuck = slot.worker.stuck_for(mono) > self.stuck_after
             d = self._reg.domains.get((slot.host, slot.uuid))
@@ -477,7 +496,7 @@ class JobMonitor:
                 doms = conn.listAllDomains(0)
                 self._q.put(_DomainList(uri, tuple((d.UUIDString(), d.name(), d) for d in doms)))
             except libvirt.libvirtError as err:
-                if err.get_error_code() in _CONN_ERRORS:
+                if err.get_error_code() in _CONN_ERRORS or not _alive(conn):
                     self._conns[uri].lost(libvirt_reason(err))
             finally:
                 w.poll_pending = False
@@ -517,8 +536,20 @@ class JobMonitor:
                 )
                 self._q.put(_Sampled(host, s))
             except libvirt.libvirtError as err:
-                self._q.put(_PollFailed(host, uuid, libvirt_reason(err), err.get_error_code()))
+                code = err.get_error_code()
+                conn = self._conns[host].conn
+                if conn is not None and not _alive(conn):
+                    code = libvirt.VIR_ERR_NO_CONNECT
+                self._q.put(_PollFailed(host, uuid, libvirt_reason(err), code))
             finally:
                 slot.worker.poll_pending = False
 
         slot.worker.submit(poll)
+
+
+def _alive(conn: libvirt.virConnect) -> bool:
+    """A keepalive timeout closes the connection; the error code alone does not say so."""
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False

@@ -35,6 +35,11 @@ class DomainWorker:
     def stop(self) -> None:
         self._tasks.put(None)
 
+    def join(self, timeout: float) -> bool:
+        """True when the thread ended (no call of ours is still running)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def stuck_for(self, now: float) -> float:
         since = self.busy_since
         return 0.0 if since is None else now - since

@@ -66,7 +66,10 @@ class Lab:
         kvm: bool | None = None,
         save_image_format: str = "raw",
         prefix: str = "jobtui-lab-",
+        uri: str | None = None,
     ) -> None:
+        """`uri` puts the lab's domains on an existing libvirt (a private libvirtd);
+        without it the lab runs its own embedded driver under `root`."""
         self._own_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix=prefix))
         self.kvm = kvm_usable() if kvm is None else kvm
@@ -82,7 +85,8 @@ class Lab:
             conf = QEMU_CONF + f'save_image_format = "{save_image_format}"\n'
             (self.root / "etc" / "qemu.conf").write_text(conf)
             ensure_event_loop()
-            self.uri = f"qemu:///embed?root={self.root}"
+            self.uri = uri or f"qemu:///embed?root={self.root}"
+            self.embedded = uri is None
             try:
                 self.conn = libvirt.open(self.uri)
             except libvirt.libvirtError as err:
@@ -116,6 +120,15 @@ class Lab:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
         self._remove_root()
         atexit.unregister(self.close)
+
+    def reconnect(self) -> None:
+        """A new connection after the daemon behind `uri` restarted."""
+        with contextlib.suppress(libvirt.libvirtError):
+            self.conn.close()
+        try:
+            self.conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as err:
+            raise LabError(f"cannot open {self.uri}: {_libvirt_reason(err)}") from None
 
     def remove(self, name: str) -> None:
         """Destroy and undefine one domain the lab made (its images stay until close)."""

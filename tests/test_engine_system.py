@@ -1,0 +1,114 @@
+"""The engine on qemu:///system (a private libvirtd the tests start): the same
+jobs as on the embedded driver, plus what only a daemon can do to a client —
+die, come back, stop answering."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+import pytest
+from enginetools import Stream
+from labtools import wait_until
+
+from jobtui.engine.monitor import JobMonitor
+from jobtui.lab import DiskSpec, Lab, MiB
+from jobtui.lab.daemon import PrivateDaemon, start_private_daemon
+from jobtui.model import ControlOp, HostState, JobState, JobType
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    d = start_private_daemon(tmp_path_factory.mktemp("d"), "sys1")
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def syslab(daemon: PrivateDaemon):
+    lab = Lab(uri=daemon.uri, prefix="jobtui-lab-sys-")
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def sysname(syslab: Lab):
+    name = f"s-{uuid.uuid4().hex[:6]}"
+    yield name
+    syslab.remove(name)
+
+
+def monitor_for(uri: str, **kw) -> JobMonitor:
+    m = JobMonitor([uri], active_interval=0.5, idle_interval=1.0, **kw)
+    m.start()
+    assert m.wait_ready(20)
+    return m
+
+
+def virsh(uri: str, *args: str) -> str:
+    out = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_virsh_copy_is_found_fast_and_finalized(syslab: Lab, sysname: str) -> None:
+    syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 128, 64))])
+    m = monitor_for(syslab.uri)
+    stream = Stream(m)
+    try:
+        dest = syslab.images / f"{sysname}-copy.qcow2"
+        t0 = time.time()
+        virsh(
+            syslab.uri,
+            "blockcopy",
+            sysname,
+            "vda",
+            str(dest),
+            "--transient-job",
+            "--bandwidth",
+            "16",
+        )
+        job = stream.wait_state(sysname, "copy-vda", JobState.RUNNING, 5)
+        # QEMU's job events find it well before the 1 s idle poll would.
+        assert job.type is JobType.BLOCK_COPY
+        assert job.key.started - t0 < 1.0
+        ready = stream.wait_state(sysname, "copy-vda", JobState.READY, 30)
+        m.control(ready.key, ControlOp.FINALIZE)
+        stream.wait_state(sysname, "copy-vda", JobState.COMPLETED, 10)
+        assert str(dest) in virsh(syslab.uri, "domblklist", sysname)
+    finally:
+        m.stop()
+
+
+def test_daemon_killed_and_restarted_rebuilds_without_duplicates(
+    daemon: PrivateDaemon, syslab: Lab, sysname: str
+) -> None:
+    chain = syslab.chain(sysname, 2, 128, 64)
+    dom = syslab.domain(sysname, [DiskSpec("vda", chain[-1])])
+    syslab.start_pull(dom, "vda", bandwidth=2 * MiB)
+    m = monitor_for(syslab.uri)
+    try:
+        before = wait_until(lambda: m.find(sysname, "pull-vda"), 10, "the pull")
+        daemon.kill()
+        wait_until(
+            lambda: m.hosts()[0].state is HostState.DISCONNECTED, 5, "host shown disconnected"
+        )
+        assert m.hosts()[0].error  # libvirt's reason is kept for the user
+        daemon.restart()
+        syslab.reconnect()
+        wait_until(lambda: m.hosts()[0].state is HostState.CONNECTED, 20, "reconnected")
+        wait_until(
+            lambda: (j := m.find(sysname, "pull-vda")) and j.current and j.current > before.current,
+            20,
+            "the pull updating again",
+        )
+        pulls = [j for j in m.jobs() if j.domain == sysname and j.name == "pull-vda"]
+        assert len(pulls) == 1 and pulls[0].key == before.key
+        assert pulls[0].state is JobState.RUNNING
+    finally:
+        m.stop()
