@@ -92,6 +92,7 @@ class RecordedSource:
         self.clock = clock or RecordedClock()
         self.calls: list[ControlCall] = []
         self.started = False
+        self.focused: JobKey | None = None
         # Simulated blocking time of every source call, to show the UI never
         # waits on its event loop (the real engine can take 30 s on a stuck QEMU).
         self.latency = latency
@@ -164,6 +165,10 @@ class RecordedSource:
                     self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def focus(self, key: JobKey | None) -> None:
+        """The job on screen (the engine samples it faster; here it is only recorded)."""
+        self.focused = key
 
     # --- driving it from tests and benchmarks ---------------------------------------
 

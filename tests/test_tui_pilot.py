@@ -10,6 +10,7 @@ import threading
 from datetime import UTC
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, Label, Static
 
 from jobtui import recorded
@@ -73,6 +74,7 @@ async def test_finalize_ready_copy_after_yes():
     async with app.run_test(size=(140, 40)) as pilot:
         table = await loaded(app, pilot)
         await select(app, pilot, copy)
+        assert src.focused == copy  # the engine is told which job is on screen
         await pilot.press("f")
         assert isinstance(app.screen, ConfirmScreen)
         assert str(app.screen.query_one("#question", Label).render()) == (
@@ -502,3 +504,21 @@ async def test_domain_turning_unresponsive_shows_in_the_tree():
         tree = app.query_one(DomainTree)
         labels = [str(n.label) for n in _nodes(tree) if n.data == DomainRef(web1.host, web1.uuid)]
         assert labels == ["web1 ⚠ unresponsive"]
+
+
+def test_run_tui_starts_the_source_runs_the_app_then_stops_it(monkeypatch):
+    from jobtui.tui import app as app_module
+
+    src = recorded.empty()
+    seen = {}
+
+    def fake_run(self: JobTUI) -> None:
+        seen["started"] = src.started
+        seen["keymap"] = self._keymap_path
+        raise KeyboardInterrupt  # even when the app dies, the source is stopped
+
+    monkeypatch.setattr(JobTUI, "run", fake_run)
+    with pytest.raises(KeyboardInterrupt):
+        app_module.run_tui(src)
+    assert seen["started"] is True and src.started is False
+    assert seen["keymap"].name == "keymap.toml"

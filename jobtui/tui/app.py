@@ -160,7 +160,7 @@ class JobTUI(App[None]):
         self._unsubscribe = self.source.subscribe(self._hand_off)
         self.set_interval(self._flush_interval, self._flush)
         self._apply_width(self.size.width)
-        self._load(self._store.seq, start=True)
+        self._load(self._store.seq)
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
@@ -200,10 +200,8 @@ class JobTUI(App[None]):
         self._store.apply(event, message.at)
 
     @work(thread=True, exclusive=True, group="load")
-    def _load(self, since_seq: int, start: bool = False) -> None:
+    def _load(self, since_seq: int) -> None:
         try:
-            if start:
-                self.source.start()
             hosts = self.source.hosts()
             domains = self.source.domains()
             jobs = self.source.jobs()
@@ -335,6 +333,12 @@ class JobTUI(App[None]):
         if selection_moved or state != self._selected[1]:
             # What a/f/p/d/b may do depends on the selected job and its state.
             self.refresh_bindings()
+        if selection_moved:
+            # The engine samples the job on screen faster. Not (yet) in the JobSource
+            # protocol, hence optional; it only records the key, so it cannot block.
+            focus = getattr(self.source, "focus", None)
+            if callable(focus):
+                focus(key)
         self._selected = (key, state)
         detail = self.query_one(DetailPane)
         if job is None:
@@ -589,8 +593,9 @@ def run_tui(
     readonly: bool = False,
     keymap_path: Path | None = None,
 ) -> None:
-    """Run the TUI on `source` until the user quits, then stop the source.
+    """Start `source`, run the TUI until the user quits, then stop `source`.
 
+    The TUI owns the source's lifecycle: hand it one that is not started yet.
     `keymap_path` defaults to ~/.config/jobtui/keymap.toml (a missing file is fine).
     """
     app = JobTUI(
@@ -598,6 +603,8 @@ def run_tui(
         readonly=readonly,
         keymap_path=keymap_path if keymap_path is not None else keymap.default_keymap_path(),
     )
+    # start() returns without waiting for libvirt; hosts show as connecting meanwhile.
+    source.start()
     try:
         app.run()
     finally:
