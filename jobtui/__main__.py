@@ -1,0 +1,6 @@
+"""`python -m jobtui`: the same as the `jobtui` command."""
+
+import jobtui  # noqa: F401 - first: it keeps libvirt's own logging off stderr
+from jobtui.cli import main
+
+raise SystemExit(main())

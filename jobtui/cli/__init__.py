@@ -1,0 +1,71 @@
+"""The `jobtui` command: list, xml, watch and control jobs from a shell; the TUI by default.
+
+Every failure ends as one line on stderr, `jobtui: ...`, and an exit status
+(see errors.py); never a traceback, unless JOBTUI_DEBUG=1 asks for one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from jobtui.cli.args import CONTROL_COMMANDS, build_parser
+from jobtui.cli.errors import REFUSED, USAGE, CliError
+
+__all__ = ["main"]
+
+
+def _say(message: str) -> None:
+    line = " ".join(message.split()) or "failed"
+    with contextlib.suppress(OSError):
+        print(f"jobtui: {line}", file=sys.stderr, flush=True)
+
+
+def _runner(command: str) -> Callable[[argparse.Namespace], int]:
+    # Imported per command: `jobtui --help` should not pay for libvirt or Textual.
+    if command in CONTROL_COMMANDS:
+        from jobtui.cli.control import run_control
+
+        return run_control
+    if command == "watch":
+        from jobtui.cli.watch import run_watch
+
+        return run_watch
+    from jobtui.cli import commands
+
+    if command == "demo":
+        raise CliError(USAGE, "the demo takes only its own options: jobtui demo [OPTIONS]")
+    return {"list": commands.run_list, "xml": commands.run_xml, "tui": commands.run_tui}[command]
+
+
+def _debug() -> bool:
+    return os.environ.get("JOBTUI_DEBUG", "") not in ("", "0")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["demo"]:
+            # The demo has its own options; it gets them untouched.
+            from jobtui.cli.commands import run_demo
+
+            return run_demo(argv[1:])
+        args = build_parser().parse_args(argv)
+        return _runner(args.command)(args)
+    except CliError as err:
+        _say(err.message)
+        return err.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:  # noqa: BLE001 - a one-line error, never a traceback
+        if _debug():
+            raise
+        _say(f"{err} ({type(err).__name__}; JOBTUI_DEBUG=1 shows the traceback)")
+        return REFUSED

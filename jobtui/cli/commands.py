@@ -1,0 +1,55 @@
+"""list, xml, the TUI and the demo: the commands that only read (or hand over)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from jobtui.cli.errors import CONNECTION, OK, REFUSED, USAGE, CliError
+from jobtui.cli.format import job_table, job_to_dict
+from jobtui.cli.session import connected, make_monitor, resolve_job
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with connected(args) as s:
+        jobs = s.monitor.jobs(include_finished=args.all)
+        hosts = {h.uri for h in s.monitor.hosts()}
+    if args.json:
+        print(json.dumps([job_to_dict(j) for j in jobs], indent=2))
+    else:
+        print(job_table(jobs, show_host=len(hosts) > 1))
+    if not s.complete:
+        # The rows above are true but maybe not all of them: say so, and fail the command.
+        raise CliError(CONNECTION, f"not every domain answered within {args.wait:g} s")
+    return OK
+
+
+def run_xml(args: argparse.Namespace) -> int:
+    with connected(args) as s:
+        job = resolve_job(s, args.domain, args.job)
+        text = s.monitor.job_xml(job.key)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return OK
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise CliError(USAGE, "the TUI needs a terminal; try 'jobtui list' or 'jobtui watch'")
+    from jobtui.tui.app import run_tui as run
+
+    # The app starts the monitor itself (off its UI thread) and stops it on exit.
+    run(make_monitor(args), readonly=args.readonly, keymap_path=args.keymap)
+    return OK
+
+
+def run_demo(argv: list[str]) -> int:
+    try:
+        demo = importlib.import_module("jobtui.demo")
+    except ModuleNotFoundError as err:
+        if err.name != "jobtui.demo":
+            raise
+        raise CliError(REFUSED, "this installation has no demo (jobtui.demo is missing)") from None
+    rc = demo.main(argv)
+    return rc if isinstance(rc, int) else OK

@@ -1,0 +1,120 @@
+"""How jobs and events look on stdout: JSON for scripts, aligned text for people.
+
+Pure functions of model objects, so the output is tested without libvirt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from jobtui.model import Job, JobStateChanged
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def _json_value(value: Any) -> Any:
+    # json.dumps would write NaN/Infinity, which is not JSON; a newer libvirt could send them.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_map(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _json_value(v) for k, v in m.items()}
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    return {
+        "host": job.host,
+        "domain": job.domain,
+        "uuid": job.key.domain_uuid,
+        "name": job.name,
+        "type": str(job.type),
+        "state": str(job.state),
+        "current": job.current,
+        "end": job.end,
+        "progress": None if job.progress is None else round(job.progress, 4),
+        "bandwidth": job.bandwidth,
+        "started": iso(job.started),
+        "finished": iso(job.finished),
+        "config": _json_map(job.config),
+        "stats": _json_map(job.stats),
+        "message": job.message,
+        "stalled": job.stalled,
+        "qemu_id": job.qemu_id or None,
+    }
+
+
+def event_to_dict(e: JobStateChanged) -> dict[str, Any]:
+    return {
+        "time": iso(e.time),
+        "host": e.key.host,
+        "domain": e.job.domain,
+        "uuid": e.key.domain_uuid,
+        "name": e.key.name,
+        "type": str(e.job.type),
+        "old": None if e.old is None else str(e.old),
+        "new": str(e.new),
+        "message": e.job.message,
+    }
+
+
+def event_line(e: JobStateChanged) -> str:
+    """`2025-01-02 03:04:05.678 qemu:///system web1 copy-vda: running -> ready`"""
+    when = datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    old = "new" if e.old is None else str(e.old)
+    line = f"{when} {e.key.host} {e.job.domain} {e.key.name}: {old} -> {e.new}"
+    if e.new.finished and e.job.message:
+        line += f" ({e.job.message})"
+    return line
+
+
+def human_rate(bps: int | None) -> str:
+    if bps is None:
+        return "-"
+    value = float(bps)
+    for unit in _UNITS:
+        if value < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}/s" if unit == "B" else f"{value:.1f} {unit}/s"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def percent(job: Job) -> str:
+    p = job.progress
+    return "-" if p is None else f"{p * 100:.0f}%"
+
+
+def job_table(jobs: Sequence[Job], *, show_host: bool) -> str:
+    """An aligned table like virsh's: a header, a rule, one row per job."""
+    header = ["Domain", "Job", "Type", "State", "Progress", "Bandwidth"]
+    rows = [
+        [j.domain, j.name, str(j.type), str(j.state), percent(j), human_rate(j.bandwidth)]
+        for j in jobs
+    ]
+    if show_host:
+        header.insert(0, "Host")
+        for j, row in zip(jobs, rows, strict=True):
+            row.insert(0, j.host)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    # Numbers read best right-aligned; the last column needs no trailing padding.
+    right = {len(header) - 2, len(header) - 1}
+
+    def fmt(cells: list[str]) -> str:
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return " " + "   ".join(parts).rstrip()
+
+    rule = "-" * (sum(widths) + 3 * (len(widths) - 1) + 2)
+    return "\n".join([fmt(header), rule, *(fmt(r) for r in rows)])

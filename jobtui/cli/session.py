@@ -1,0 +1,123 @@
+"""A JobMonitor for one command: connect, wait until it has looked everywhere, then stop.
+
+The engine is imported here, lazily, so `--help` and usage errors never load libvirt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobtui.cli.args import default_uris
+from jobtui.cli.errors import CONNECTION, NOT_FOUND, USAGE, CliError
+from jobtui.model import Domain, HostState, Job
+from jobtui.support import Options
+
+if TYPE_CHECKING:
+    from jobtui.engine.monitor import JobMonitor
+
+
+def open_history(path: Path | None) -> Any:
+    """The shared history of finished jobs, or None where this build has none."""
+    try:
+        from jobtui.engine.history import History
+    except ModuleNotFoundError as err:
+        if err.name != "jobtui.engine.history":
+            raise
+        return None
+    # It never raises: an unusable file becomes an in-memory history plus a `warning`.
+    return History(path) if path is not None else History()
+
+
+def make_monitor(args: argparse.Namespace) -> JobMonitor:
+    from jobtui.engine.monitor import JobMonitor
+
+    options = Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
+    return JobMonitor(
+        args.uris or default_uris(), options=options, history=open_history(args.history)
+    )
+
+
+@dataclass
+class Session:
+    monitor: JobMonitor
+    uris: list[str]
+    # False when some domain had not answered within --wait: what we show may be incomplete.
+    complete: bool
+
+
+def check_hosts(monitor: JobMonitor, wait: float) -> None:
+    problems = []
+    for h in monitor.hosts():
+        if h.state is HostState.DISCONNECTED:
+            problems.append(f"cannot connect to {h.uri}: {h.error or 'no reason given'}")
+        elif h.state is HostState.CONNECTING:
+            problems.append(f"cannot connect to {h.uri}: no answer within {wait:g} s")
+    if problems:
+        raise CliError(CONNECTION, "; ".join(problems))
+
+
+def close_monitor(monitor: JobMonitor) -> None:
+    """Stop the engine, then close its history and pass on what went wrong with it."""
+    monitor.stop()
+    history = monitor.history
+    if history is None:
+        return
+    if history.warning:
+        print(f"jobtui: warning: {' '.join(history.warning.split())}", file=sys.stderr)
+    history.close()
+
+
+@contextlib.contextmanager
+def connected(args: argparse.Namespace) -> Iterator[Session]:
+    monitor = make_monitor(args)
+    monitor.start()
+    try:
+        complete = monitor.wait_ready(args.wait)
+        check_hosts(monitor, args.wait)
+        yield Session(monitor, list(dict.fromkeys(args.uris or default_uris())), complete)
+    finally:
+        close_monitor(monitor)
+
+
+def _matches(arg: str, name: str, uuid: str) -> bool:
+    return arg == name or arg.lower() == uuid.lower()
+
+
+def resolve_domain(s: Session, arg: str) -> Domain:
+    """A domain by name or UUID; one whose jobs only the history knows counts as well."""
+    found = {(d.host, d.uuid): d for d in s.monitor.domains() if _matches(arg, d.name, d.uuid)}
+    if not found:
+        for j in s.monitor.jobs(include_finished=True):
+            if _matches(arg, j.domain, j.key.domain_uuid):
+                found.setdefault(
+                    (j.host, j.key.domain_uuid), Domain(j.host, j.key.domain_uuid, j.domain, "")
+                )
+    if not found:
+        if not s.complete:
+            raise CliError(
+                CONNECTION,
+                f"no domain '{arg}' found, but not every domain answered within the wait",
+            )
+        raise CliError(NOT_FOUND, f"no domain '{arg}' on {', '.join(s.uris)}")
+    if len(found) > 1:
+        hosts = ", ".join(sorted(h for h, _u in found))
+        raise CliError(
+            USAGE, f"domain '{arg}' exists on several connections ({hosts}): pick one with -c"
+        )
+    return next(iter(found.values()))
+
+
+def resolve_job(s: Session, domain_arg: str, name: str) -> Job:
+    dom = resolve_domain(s, domain_arg)
+    job = s.monitor.find(dom.uuid, name)
+    if job is not None and job.host == dom.host:
+        return job
+    names = sorted({j.name for j in s.monitor.jobs(domain=dom.uuid) if j.host == dom.host})
+    listed = f"jobs: {', '.join(names)}" if names else "it has no jobs"
+    raise CliError(NOT_FOUND, f"no job '{name}' on domain '{dom.name}' ({listed})")
