@@ -21,6 +21,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Tree
 
 from jobtui.model import (
@@ -126,7 +127,10 @@ class JobTUI(App[None]):
 
     @property
     def selected_job(self) -> Job | None:
-        key = self.query_one(JobTable).selected_key
+        try:
+            key = self.query_one(JobTable).selected_key
+        except NoMatches:  # bindings are checked while the screen is still being built
+            return None
         return self._store.jobs.get(key) if key is not None else None
 
     async def wait_until_loaded(self) -> None:
