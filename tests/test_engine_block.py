@@ -134,14 +134,12 @@ def test_push_backup_is_one_job_with_its_disks(lab: Lab, domname: str, monitor: 
     )
     stream = Stream(monitor)
     lab.start_backup(dom, ["vda", "vdb"], bandwidth=16 * MiB)
-    wait_until(
-        lambda: (
-            set(str(monitor.find(domname, "backup").config.get("disks", "")).split(","))
-            == {"vda", "vdb"}
-        ),
-        15,
-        "both disks folded into the backup",
-    )
+
+    def both_disks() -> bool:
+        b = monitor.find(domname, "backup")
+        return b is not None and set(str(b.config.get("disks", "")).split(",")) == {"vda", "vdb"}
+
+    wait_until(both_disks, 15, "both disks folded into the backup")
     names = {j.name for j in monitor.jobs(domain=domname)}
     assert names == {"backup"}  # no separate per-disk block jobs
     done = stream.wait_state(domname, "backup", JobState.COMPLETED, 60)

@@ -84,6 +84,10 @@ class DomainInfo:
     want_completed: bool = True
     completed_fp: tuple[Any, ...] | None = None
     seen_completed: bool = False  # completed_fp holds what libvirt had before our jobs
+    # When the last domain job / each disk's block job ended by an event: a
+    # sample taken before that moment still shows the job and must not revive it.
+    domain_job_ended: float = 0.0
+    block_ended: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def snapshot(self) -> Domain:
@@ -186,6 +190,11 @@ class Registry:
         elif changes:
             self.out.append(JobProgress(t.job))
         if new.finished:
+            d = self.domains.get((t.job.host, t.job.key.domain_uuid))
+            if d is not None and t.disk:
+                d.block_ended[t.disk] = max(d.block_ended.get(t.disk, 0.0), at)
+            elif d is not None:
+                d.domain_job_ended = max(d.domain_job_ended, at)
             self.active.pop((t.job.host, t.job.key.domain_uuid, t.job.name), None)
             self.finished[t.job.key] = t.job
             self.newly_finished.append(t.job)
@@ -263,6 +272,8 @@ class Registry:
                     self._vanished(track, s.taken, "libvirt kept no final statistics")
                     track = None
         js = s.job_stats
+        if js and track is None and s.taken <= d.domain_job_ended:
+            js = {}  # a stale look at the job that just ended
         if js:
             typ = OPERATION_TYPES.get(int(js.get("operation", 0)), JobType.UNKNOWN)
             name = domain_job_name(typ)
@@ -299,6 +310,8 @@ class Registry:
         by_disk = {t.disk: t for t in self._tracks_of(d.host, d.uuid) if t.disk}
         mirrors = {di.target: di for di in d.disks}
         for disk, info in s.block.items():
+            if disk not in by_disk and s.taken <= d.block_ended.get(disk, 0.0):
+                continue  # a stale look at a job whose end event came first
             typ = BLOCK_TYPES.get(int(info.get("type", 0)), JobType.UNKNOWN)
             if typ is JobType.BACKUP or (
                 typ is JobType.BLOCK_COPY

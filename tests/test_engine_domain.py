@@ -1,0 +1,139 @@
+"""Domain jobs (save, managed save, dump, backup) through the engine, on guests
+whose RAM is full of real data, and the finished-job history."""
+
+from __future__ import annotations
+
+import pytest
+from enginetools import Stream
+from labtools import wait_until
+
+from jobtui import jobxml
+from jobtui.engine.history import History
+from jobtui.engine.monitor import JobMonitor
+from jobtui.lab import DiskSpec, Lab, MiB
+from jobtui.model import ControlOp, JobControlError, JobState, JobType
+
+
+@pytest.fixture
+def history(tmp_path):
+    h = History(tmp_path / "history.sqlite3")
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def monitor(lab: Lab, history: History):
+    m = JobMonitor([lab.uri], history=history, active_interval=0.5, idle_interval=1.0)
+    m.start()
+    assert m.wait_ready(20)
+    yield m
+    m.stop()
+
+
+def test_save_completes_with_final_stats(lab: Lab, domname: str, monitor: JobMonitor) -> None:
+    dom = lab.filled_domain(domname, 512)
+    stream = Stream(monitor)
+    bg = lab.start_save(dom)
+    running = stream.wait_state(domname, "save", JobState.RUNNING, 10)
+    assert running.type is JobType.SAVE
+    done = stream.wait_state(domname, "save", JobState.COMPLETED, 60)
+    bg.wait()
+    assert bg.error is None
+    # Final stats are JOB_COMPLETED's: real bytes moved.
+    assert done.stats["memory_total"] >= 400 * MiB
+    assert done.current == done.end or done.stats.get("data_processed")
+    assert stream.transitions(domname, "save") == [(None, "running"), ("running", "completed")]
+    assert not dom.isActive()
+    jobxml.validate(monitor.job_xml(done.key))
+
+
+def test_abort_save_keeps_domain_running(lab: Lab, domname: str, monitor: JobMonitor) -> None:
+    dom = lab.filled_domain(domname, 1024)
+    stream = Stream(monitor)
+    bg = lab.start_save(dom)
+    running = stream.wait_state(domname, "save", JobState.RUNNING, 10)
+    msg = monitor.control(running.key, ControlOp.ABORT)
+    assert "aborted" in msg
+    bg.wait()
+    assert bg.error and "cancel" in bg.error
+    end = stream.wait_state(domname, "save", JobState.ABORTED, 30)
+    assert end.finished is not None
+    assert dom.isActive()  # libvirt agrees: the domain kept running
+    assert bg.path is not None and not bg.path.exists()
+
+
+def test_managed_save_completes(lab: Lab, domname: str, monitor: JobMonitor) -> None:
+    dom = lab.filled_domain(domname, 512)
+    stream = Stream(monitor)
+    bg = lab.start_managed_save(dom)
+    stream.wait_state(domname, "save", JobState.RUNNING, 10)
+    stream.wait_state(domname, "save", JobState.COMPLETED, 60)
+    bg.wait()
+    assert dom.hasManagedSaveImage(0)
+
+
+def test_core_dump_completes(lab: Lab, domname: str, monitor: JobMonitor) -> None:
+    dom = lab.filled_domain(domname, 512)
+    stream = Stream(monitor)
+    bg = lab.start_dump(dom)
+    job = stream.wait_state(domname, "dump", JobState.RUNNING, 10)
+    assert job.type is JobType.DUMP
+    stream.wait_state(domname, "dump", JobState.COMPLETED, 60)
+    bg.wait()
+    assert bg.error is None and bg.path.stat().st_size > 400 * MiB
+
+
+def test_memory_only_dump_end_is_not_claimed_without_evidence(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    dom = lab.filled_domain(domname, 1024)
+    stream = Stream(monitor)
+    bg = lab.start_dump(dom, memory_only=True)
+    job = stream.wait_state(domname, "dump", JobState.RUNNING, 10)
+    with pytest.raises(JobControlError):
+        # QEMU cannot cancel a memory-only dump; libvirt says so.
+        monitor.control(job.key, ControlOp.ABORT)
+    bg.wait()
+    end = wait_until(lambda: (j := monitor.job(job.key)) and j.state.finished and j, 30, "end")
+    # No JOB_COMPLETED for memory-only dumps: completed only if libvirt kept stats.
+    assert end.state in (JobState.COMPLETED, JobState.UNKNOWN)
+    if end.state is JobState.UNKNOWN:
+        assert "no" in end.message
+
+
+def test_backup_abort_is_aborted(lab: Lab, domname: str, monitor: JobMonitor) -> None:
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 96))])
+    stream = Stream(monitor)
+    targets = lab.start_backup(dom, ["vda"], bandwidth=2 * MiB)
+    job = stream.wait_state(domname, "backup", JobState.RUNNING, 10)
+    monitor.control(job.key, ControlOp.ABORT)
+    end = stream.wait_state(domname, "backup", JobState.ABORTED, 20)
+    assert "cancel" in end.message.lower()
+    assert not targets["vda"].exists()  # libvirt removed the partial target
+
+
+def test_history_survives_restart_and_dismiss(lab: Lab, domname: str, tmp_path) -> None:
+    path = tmp_path / "h.sqlite3"
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 32))])
+    with History(path) as h:
+        m = JobMonitor([lab.uri], history=h, active_interval=0.5)
+        m.start()
+        stream = Stream(m)
+        lab.start_copy(dom, "vda", bandwidth=64 * MiB)
+        ready = stream.wait_state(domname, "copy-vda", JobState.READY, 20)
+        m.control(ready.key, ControlOp.FINALIZE)
+        done = stream.wait_state(domname, "copy-vda", JobState.COMPLETED, 10)
+        m.stop()
+    with History(path) as h:
+        m2 = JobMonitor([lab.uri], history=h)
+        kept = m2.job(done.key)
+        assert kept is not None and kept.state is JobState.COMPLETED
+        assert kept.message == done.message and kept.end == done.end
+        with pytest.raises(JobControlError, match="already finished"):
+            m2.control(done.key, ControlOp.ABORT)
+        m2.start()
+        assert "dismissed" in m2.control(done.key, ControlOp.DISMISS)
+        assert m2.job(done.key) is None
+        m2.stop()
+    with History(path) as h:
+        assert all(j.key != done.key for j in h.jobs())
