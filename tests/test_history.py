@@ -50,9 +50,25 @@ def test_record_replaces_the_same_run(path: Path) -> None:
         h.record(job(1).evolve(state=JobState.FAILED, message="gone"))
         assert h.jobs() == [job(1).evolve(state=JobState.FAILED, message="gone")]
         # Same name, later start: a different job.
-        later = job(1).evolve(key=JobKey("qemu:///system", "uuid-1", "copy-vda", 1800000000.0))
+        later = job(1).evolve(
+            key=JobKey("qemu:///system", "uuid-1", "copy-vda", 1800000000.0),
+            finished=1800000100.0,
+        )
         h.record(later)
         assert len(h.jobs()) == 2
+
+
+def test_same_run_seen_by_two_processes_is_one_record(path: Path) -> None:
+    # Each process keys a block job by its own first sighting; the end is the same.
+    first = job(1)
+    second = first.evolve(
+        key=JobKey(first.host, first.key.domain_uuid, first.name, first.started + 40.0),
+        finished=first.finished + 0.01,
+    )
+    with History(path) as a, History(path) as b:
+        a.record(first)
+        b.record(second)
+        assert a.jobs() == [first]
 
 
 def test_only_finished_jobs(path: Path) -> None:

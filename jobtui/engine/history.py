@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     xml      TEXT NOT NULL
 );
 """
+# Two records of one job name on one domain that finished this close together
+# are the same run seen by two processes.
+SAME_RUN_SECONDS = 3.0
 # SQLite's primary result codes for "this file is not a (sound) database".
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
@@ -70,6 +73,15 @@ class History:
         xml = jobxml.to_xml(job)
 
         def upsert(conn: sqlite3.Connection) -> None:
+            # Another jobtui process (a TUI beside a CLI) may have recorded the same
+            # run under its own first-sighting time: one run, one record.
+            for (other,) in conn.execute(
+                "SELECT key FROM jobs WHERE host = ? AND key != ? AND abs(finished - ?) < ?",
+                (row[1], row[0], job.finished or 0.0, SAME_RUN_SECONDS),
+            ).fetchall():
+                h, u, n, _s = json.loads(other)
+                if (u, n) == (job.key.domain_uuid, job.key.name):
+                    return
             conn.execute(
                 "INSERT INTO jobs (key, host, started, finished, xml) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (key) DO UPDATE"

@@ -224,7 +224,7 @@ class JobMonitor:
         with self._lock:
             out = [t.job for t in self._reg.active.values()]
             if include_finished:
-                out += list(self._reg.finished.values())
+                out += _one_per_run(self._reg.finished.values())
         if domain is not None:
             out = [j for j in out if domain in (j.domain, j.key.domain_uuid)]
         return sorted(out, key=lambda j: (j.state.finished, j.host, j.domain, j.name, j.started))
@@ -553,3 +553,22 @@ def _alive(conn: libvirt.virConnect) -> bool:
         return bool(conn.isAlive())
     except libvirt.libvirtError:
         return False
+
+
+def _one_per_run(jobs: Any) -> list[Job]:
+    """Finished jobs, without the copies of one run that another jobtui process
+    recorded under its own first-sighting time (same name, same end)."""
+    from jobtui.engine.history import SAME_RUN_SECONDS
+
+    kept: dict[tuple[str, str, str], list[Job]] = {}
+    for job in sorted(jobs, key=lambda j: j.started):
+        runs = kept.setdefault((job.host, job.key.domain_uuid, job.name), [])
+        if any(
+            r.finished is not None
+            and job.finished is not None
+            and abs(r.finished - job.finished) < SAME_RUN_SECONDS
+            for r in runs
+        ):
+            continue
+        runs.append(job)
+    return [j for runs in kept.values() for j in runs]

@@ -44,6 +44,8 @@ from jobtui.model import (
 GONE_GRACE = 2.0
 # QEMU pauses a mirror for sub-millisecond drains; only a longer pause is real.
 PAUSE_DEBOUNCE = 0.3
+# QEMU's image-creation step becomes a visible job only when it takes this long.
+CREATE_LINGER = 1.0
 
 BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
 QEMU_JOB_PREFIX = {
@@ -134,6 +136,7 @@ class Registry:
         self.out: list[EngineEvent] = []
         self.newly_finished: list[Job] = []
         self.poke: set[tuple[str, str]] = set()
+        self.pending_creates: dict[tuple[str, str, str], tuple[float, str, str]] = {}
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -205,10 +208,6 @@ class Registry:
             if t.last_sample is not None and at > t.last_sample[0] and cur >= t.last_sample[1]:
                 t.rate = (cur - t.last_sample[1]) / (at - t.last_sample[0])
             t.last_sample = (at, cur)
-            if t.rate is not None:
-                stats = dict(changes.get("stats", t.job.stats))
-                stats["rate"] = int(t.rate)
-                changes["stats"] = FrozenMap(stats)
         new = t.job.evolve(**changes)
         if new != t.job:
             t.job = new
@@ -576,11 +575,17 @@ class Registry:
                 self._set_state(t, back, e.time)
 
     def _create_job_event(self, d: DomainInfo, qid: str, status: str, at: float) -> None:
+        """QEMU's image creation before a copy: normally a few milliseconds. It is
+        shown only when it lingers (slow or stuck storage), the case the proposal
+        worries about; a quick one would just flash an 'unknown' row."""
         name = qid.removesuffix("-format")
         t = self.active.get((d.host, d.uuid, name))
         if status in ("created", "running") and t is None:
-            self._new(d, name, JobType.BLOCKDEV_CREATE, at, qemu_id=qid, at=at)
-        elif status in ("concluded", "null") and t is not None:
+            self.pending_creates.setdefault((d.host, d.uuid, name), (at, qid, d.name))
+            return
+        if status in ("concluded", "null"):
+            self.pending_creates.pop((d.host, d.uuid, name), None)
+        if status in ("concluded", "null") and t is not None:
             self._set_state(
                 t,
                 JobState.UNKNOWN,
@@ -595,6 +600,11 @@ class Registry:
     # --- time ------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        for key, (first, qid, _dname) in list(self.pending_creates.items()):
+            d = self.domains.get((key[0], key[1]))
+            if now - first > CREATE_LINGER and d is not None:
+                del self.pending_creates[key]
+                self._new(d, key[2], JobType.BLOCKDEV_CREATE, first, qemu_id=qid, at=now)
         for t in list(self.active.values()):
             # A domain job's end is read from the kept stats by the next poll; allow it longer.
             grace = GONE_GRACE if t.disk else 5 * GONE_GRACE
