@@ -61,6 +61,8 @@ class HostConnection:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._generation = 0
+        self._domain_cb_ids: list[int] = []
+        self._qemu_cb_ids: list[int] = []
         self._thread = threading.Thread(target=self._run, name=f"conn {uri}", daemon=True)
 
     def start(self) -> None:
@@ -98,29 +100,28 @@ class HostConnection:
             self._wake.clear()
 
     def _open(self) -> None:
-        if self.readonly:
-            conn = libvirt.openReadOnly(self.uri)
-        else:
-            conn = libvirt.open(self.uri)
-        if conn is None:
-            raise RuntimeError(f"cannot connect to {self.uri}")
+        conn = open_connection(self.uri, readonly=self.readonly)
+        shared = is_shared(conn)
         self._generation += 1
         gen = self._generation
         if not is_local_driver(self.uri):
             # Without keepalive a stopped daemon blocks calls for 40 s and more.
             conn.setKeepAlive(*self._keepalive)
-        conn.registerCloseCallback(lambda _c, reason, _o: self._closed(gen, reason), None)
+        if not shared:
+            # A connection has one close callback; a shared embedded one never closes.
+            conn.registerCloseCallback(lambda _c, reason, _o: self._closed(gen, reason), None)
 
         def post(e: LibvirtEvent) -> None:
             # A connection given up for dead may wake up again: ignore its events.
             if gen == self._generation:
                 self._post(e)
 
-        register_domain_events(conn, self.uri, post)
+        self._domain_cb_ids = register_domain_events(conn, self.uri, post)
+        self._qemu_cb_ids = []
         self.qemu_events_active = False
         if self._want_qemu_events and not self.readonly:
             try:
-                register_qemu_events(conn, self.uri, post)
+                self._qemu_cb_ids = register_qemu_events(conn, self.uri, post)
                 self.qemu_events_active = True
             except libvirt.libvirtError:
                 # Not every driver or URI allows it; polling alone still finds every job.
@@ -154,8 +155,58 @@ class HostConnection:
 
     def _close(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is not None:
-            with contextlib.suppress(libvirt.libvirtError):
-                conn.unregisterCloseCallback()
-            with contextlib.suppress(libvirt.libvirtError):
-                conn.close()
+        if conn is None:
+            return
+        if is_shared(conn):
+            # Shared with the rest of the process: take back only our callbacks.
+            for cid in self._domain_cb_ids:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.domainEventDeregisterAny(cid)
+            if self._qemu_cb_ids:
+                import libvirt_qemu
+
+                for cid in self._qemu_cb_ids:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        libvirt_qemu.qemuMonitorEventDeregister(conn, cid)
+            return
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.unregisterCloseCallback()
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+# libvirt 9.0 registers the QEMU driver again on every open of a qemu:///embed
+# URI, and after ~16 opens a process gets "Too many drivers" for good
+# (measured: docs/decisions.md). So each process holds one connection per
+# embedded root and every user of that root shares it.
+_shared: dict[tuple[str, bool], libvirt.virConnect] = {}
+_shared_lock = threading.Lock()
+
+
+def open_connection(uri: str, *, readonly: bool = False) -> libvirt.virConnect:
+    ensure_event_loop()
+    if not uri.startswith("qemu:///embed"):
+        conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+        if conn is None:
+            raise RuntimeError(f"cannot connect to {uri}")
+        return conn
+    with _shared_lock:
+        conn = _shared.get((uri, readonly))
+        if conn is None:
+            conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+            _shared[(uri, readonly)] = conn
+        return conn
+
+
+def is_shared(conn: libvirt.virConnect) -> bool:
+    with _shared_lock:
+        return any(c is conn for c in _shared.values())
+
+
+def release_shared(uri: str) -> None:
+    """Close the process's connections to an embedded root (its lab is done)."""
+    with _shared_lock:
+        conns = [_shared.pop(k) for k in list(_shared) if k[0] == uri]
+    for conn in conns:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()

@@ -24,6 +24,7 @@ from typing import Any
 
 import libvirt
 
+from jobtui.engine.connection import open_connection, release_shared
 from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.lab import xmlgen
 from jobtui.lab.images import LabError, MiB, create_chain, create_image
@@ -89,7 +90,8 @@ class Lab:
             self.uri = uri or f"qemu:///embed?root={self.root}"
             self.embedded = uri is None
             try:
-                self.conn = libvirt.open(self.uri)
+                # Shared with every JobMonitor of this process (see open_connection).
+                self.conn = open_connection(self.uri)
             except libvirt.libvirtError as err:
                 raise LabError(f"cannot open {self.uri}: {_libvirt_reason(err)}") from None
         except BaseException:
@@ -116,8 +118,11 @@ class Lab:
             list(pool.map(self._destroy, list(self._domains)))
         for t in self._threads:
             t.join(timeout=15)
-        with contextlib.suppress(libvirt.libvirtError):
-            self.conn.close()
+        if self.embedded:
+            release_shared(self.uri)
+        else:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.close()
         for mnt in reversed(self._mounts):
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
         self._remove_root()
@@ -128,7 +133,7 @@ class Lab:
         with contextlib.suppress(libvirt.libvirtError):
             self.conn.close()
         try:
-            self.conn = libvirt.open(self.uri)
+            self.conn = open_connection(self.uri)
         except libvirt.libvirtError as err:
             raise LabError(f"cannot open {self.uri}: {_libvirt_reason(err)}") from None
 

@@ -36,6 +36,8 @@ BINDINGS: list[Binding] = [
     Binding("tab", "focus_next", "Next pane", id="focus-next", show=False),
     Binding("shift+tab", "focus_previous", "Previous pane", id="focus-previous", show=False),
     Binding("q", "quit", "Quit", id="quit"),
+    # Operators expect Ctrl-C to leave a terminal program; quitting changes nothing.
+    Binding("ctrl+c", "quit", "Quit", id="quit-interrupt", show=False, priority=True),
 ]
 
 DESTRUCTIVE_IDS = frozenset({"abort", "finalize", "dismiss"})
