@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import libvirt
+
+from jobtui.engine.connection import fanout_for
+from jobtui.engine.events import BlockJobEv, JobCompletedEv
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -22,33 +24,29 @@ def wait_until(pred: Callable[[], Any], timeout: float = 30.0, what: str = "cond
 
 
 class LibvirtEvents:
-    """Records BLOCK_JOB_2 and JOB_COMPLETED as libvirt delivers them."""
+    """Records BLOCK_JOB_2 and JOB_COMPLETED as libvirt delivers them.
 
-    def __init__(self, conn: libvirt.virConnect) -> None:
-        self.conn = conn
+    libvirt tracks one callback per event and connection, and the lab's embedded
+    connection is shared with the engine, so this listens through the same
+    fan-out the engine uses; the records are libvirt's own arguments.
+    """
+
+    def __init__(self, conn: libvirt.virConnect, uri: str) -> None:
         self.block: list[tuple[str, str, int, int]] = []  # (domain, disk, type, status)
         self.completed: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
+        self._fan = fanout_for(conn, uri)
+        self._fan.add(self._on, qemu=False)
 
-        def block(_c: Any, dom: Any, disk: str, typ: int, status: int, _o: Any) -> None:
-            with self._lock:
-                self.block.append((dom.name(), disk, typ, status))
-
-        def completed(_c: Any, dom: Any, params: dict[str, Any], _o: Any) -> None:
-            with self._lock:
-                self.completed.append((dom.name(), dict(params)))
-
-        self._ids = [
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, block, None),
-            conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, completed, None
-            ),
-        ]
+    def _on(self, e: object) -> None:
+        with self._lock:
+            if isinstance(e, BlockJobEv):
+                self.block.append((e.domain, e.disk, e.type, e.status))
+            elif isinstance(e, JobCompletedEv):
+                self.completed.append((e.domain, dict(e.params)))
 
     def close(self) -> None:
-        for i in self._ids:
-            with contextlib.suppress(libvirt.libvirtError):
-                self.conn.domainEventDeregisterAny(i)
+        self._fan.remove(self._on)
 
     def wait_block(self, domain: str, disk: str, status: int, timeout: float = 60.0) -> None:
         wait_until(

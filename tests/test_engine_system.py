@@ -112,3 +112,28 @@ def test_daemon_killed_and_restarted_rebuilds_without_duplicates(
         assert pulls[0].state is JobState.RUNNING
     finally:
         m.stop()
+
+
+def test_one_engine_watches_two_hosts(lab: Lab, domname: str, syslab: Lab, sysname: str) -> None:
+    local = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 64))])
+    remote = syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 128, 64))])
+    m = JobMonitor([lab.uri, syslab.uri], active_interval=0.5, idle_interval=1.0)
+    m.start()
+    try:
+        assert m.wait_ready(20)
+        assert {h.uri for h in m.hosts()} == {lab.uri, syslab.uri}
+        lab.start_copy(local, "vda", bandwidth=2 * MiB)
+        syslab.start_copy(remote, "vda", bandwidth=2 * MiB)
+        a = wait_until(lambda: m.find(domname, "copy-vda"), 10, "the local job")
+        b = wait_until(lambda: m.find(sysname, "copy-vda"), 10, "the remote job")
+        # Same job name on both hosts: the key tells them apart.
+        assert a.key.host == lab.uri and b.key.host == syslab.uri
+        assert {d.host for d in m.domains() if d.name in (domname, sysname)} == {
+            lab.uri,
+            syslab.uri,
+        }
+        m.control(b.key, ControlOp.ABORT)
+        wait_until(lambda: remote.blockJobInfo("vda", 0) == {}, 10, "remote abort")
+        assert local.blockJobInfo("vda", 0)  # the local one is untouched
+    finally:
+        m.stop()

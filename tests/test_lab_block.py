@@ -13,7 +13,7 @@ COMPLETED, FAILED, CANCELED, READY = 0, 1, 2, 3
 
 @pytest.fixture
 def events(lab: Lab):
-    ev = LibvirtEvents(lab.conn)
+    ev = LibvirtEvents(lab.conn, lab.uri)
     yield ev
     ev.close()
 

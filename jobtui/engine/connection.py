@@ -16,6 +16,7 @@ from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.engine.events import (
     LibvirtEvent,
     Post,
+    QemuEv,
     register_domain_events,
     register_qemu_events,
 )
@@ -63,6 +64,7 @@ class HostConnection:
         self._generation = 0
         self._domain_cb_ids: list[int] = []
         self._qemu_cb_ids: list[int] = []
+        self._post_fn: Post | None = None
         self._thread = threading.Thread(target=self._run, name=f"conn {uri}", daemon=True)
 
     def start(self) -> None:
@@ -116,16 +118,21 @@ class HostConnection:
             if gen == self._generation:
                 self._post(e)
 
-        self._domain_cb_ids = register_domain_events(conn, self.uri, post)
-        self._qemu_cb_ids = []
-        self.qemu_events_active = False
-        if self._want_qemu_events and not self.readonly:
-            try:
-                self._qemu_cb_ids = register_qemu_events(conn, self.uri, post)
-                self.qemu_events_active = True
-            except libvirt.libvirtError:
-                # Not every driver or URI allows it; polling alone still finds every job.
-                self.qemu_events_active = False
+        want_qemu = self._want_qemu_events and not self.readonly
+        if shared:
+            self.qemu_events_active = fanout_for(conn, self.uri).add(post, qemu=want_qemu)
+            self._post_fn = post
+        else:
+            self._domain_cb_ids = register_domain_events(conn, self.uri, post)
+            self._qemu_cb_ids = []
+            self.qemu_events_active = False
+            if want_qemu:
+                try:
+                    self._qemu_cb_ids = register_qemu_events(conn, self.uri, post)
+                    self.qemu_events_active = True
+                except libvirt.libvirtError:
+                    # Not every driver or URI allows it; polling alone still finds every job.
+                    self.qemu_events_active = False
         self.conn = conn
         self.last_error = ""
 
@@ -158,16 +165,10 @@ class HostConnection:
         if conn is None:
             return
         if is_shared(conn):
-            # Shared with the rest of the process: take back only our callbacks.
-            for cid in self._domain_cb_ids:
-                with contextlib.suppress(libvirt.libvirtError):
-                    conn.domainEventDeregisterAny(cid)
-            if self._qemu_cb_ids:
-                import libvirt_qemu
-
-                for cid in self._qemu_cb_ids:
-                    with contextlib.suppress(libvirt.libvirtError):
-                        libvirt_qemu.qemuMonitorEventDeregister(conn, cid)
+            # Shared with the rest of the process: stop only our share of its events.
+            fan = _fanouts.get(id(conn))
+            if fan is not None and self._post_fn is not None:
+                fan.remove(self._post_fn)
             return
         with contextlib.suppress(libvirt.libvirtError):
             conn.unregisterCloseCallback()
@@ -198,6 +199,59 @@ def open_connection(uri: str, *, readonly: bool = False) -> libvirt.virConnect:
         return conn
 
 
+class _FanOut:
+    """libvirt tracks one callback per event and connection ("event callback already
+    tracked"), so the users of a shared connection get its events from here."""
+
+    def __init__(self, conn: libvirt.virConnect, uri: str) -> None:
+        self._posts: list[Post] = []
+        self._qemu_posts: list[Post] = []
+        self._lock = threading.Lock()
+        self._conn = conn
+        self._uri = uri
+        self._qemu_state: bool | None = None  # None: not tried yet
+        register_domain_events(conn, uri, self._deliver)
+
+    def _deliver(self, e: LibvirtEvent) -> None:
+        with self._lock:
+            posts = list(self._qemu_posts if isinstance(e, QemuEv) else self._posts)
+        for post in posts:
+            post(e)
+
+    def add(self, post: Post, *, qemu: bool) -> bool:
+        """Subscribe; returns whether QEMU's job events reach `post`."""
+        with self._lock:
+            self._posts.append(post)
+            if not qemu:
+                return False
+            if self._qemu_state is None:
+                try:
+                    register_qemu_events(self._conn, self._uri, self._deliver)
+                    self._qemu_state = True
+                except libvirt.libvirtError:
+                    self._qemu_state = False
+            if self._qemu_state:
+                self._qemu_posts.append(post)
+            return self._qemu_state
+
+    def remove(self, post: Post) -> None:
+        with self._lock:
+            for lst in (self._posts, self._qemu_posts):
+                if post in lst:
+                    lst.remove(post)
+
+
+_fanouts: dict[int, _FanOut] = {}
+
+
+def fanout_for(conn: libvirt.virConnect, uri: str) -> _FanOut:
+    with _shared_lock:
+        fan = _fanouts.get(id(conn))
+        if fan is None:
+            fan = _fanouts[id(conn)] = _FanOut(conn, uri)
+        return fan
+
+
 def is_shared(conn: libvirt.virConnect) -> bool:
     with _shared_lock:
         return any(c is conn for c in _shared.values())
@@ -207,6 +261,8 @@ def release_shared(uri: str) -> None:
     """Close the process's connections to an embedded root (its lab is done)."""
     with _shared_lock:
         conns = [_shared.pop(k) for k in list(_shared) if k[0] == uri]
+        for conn in conns:
+            _fanouts.pop(id(conn), None)
     for conn in conns:
         with contextlib.suppress(libvirt.libvirtError):
             conn.close()
