@@ -82,16 +82,23 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
             return f"{name} is not ready to finalize: {pct(job)} mirrored"
         return None
     if op is ControlOp.SET_SPEED:
+        if typ is JobType.MIGRATION_IN:
+            return f"{name} is an incoming migration: set its speed on the source host"
         if typ not in _SPEED_TYPES:
             return f"{name} is a {typ} job: libvirt has no speed control for it"
         return None
     if op is ControlOp.POSTCOPY:
         if typ is not JobType.MIGRATION_OUT:
             return f"{name} is not an outgoing migration"
-        if job.config.get("postcopy") == "active":
+        postcopy = job.config.get("postcopy")
+        if postcopy == "active":
             return f"{name} is already in post-copy"
-        if job.config.get("postcopy") != "allowed":
+        if postcopy == "failed":
+            return f"{name}: post-copy failed; only recovering the migration can help"
+        if postcopy == "no":
             return f"{name} was not started with post-copy allowed"
+        # libvirt 9.0 does not tell whether a running migration may switch
+        # (no jobStats field, no event): unless known, let libvirt decide.
         return None
     if op in (ControlOp.PAUSE, ControlOp.RESUME):
         if typ not in _PAUSABLE:

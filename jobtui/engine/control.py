@@ -19,6 +19,11 @@ from jobtui.model import ControlOp, Job, JobControlError, JobState, JobType
 MiB = 1024 * 1024
 
 
+class PostcopyNotAllowed(JobControlError):
+    """libvirt refused post-copy because the migration was not started allowing it:
+    the only way to learn that in libvirt 9.0, so the engine remembers it."""
+
+
 def parse_bandwidth(text: str | int) -> int:
     """'32M', '32MiB/s', '1.5G', '1048576', '0' -> bytes/s. Raises ValueError."""
     if isinstance(text, int):
@@ -93,7 +98,13 @@ def execute(dom: libvirt.virDomain, job: Job, op: ControlOp, args: dict[str, Any
         bps = parse_bandwidth(args.get("bandwidth", 0))
         return _set_speed(dom, job, bps, name)
     if op is ControlOp.POSTCOPY:
-        _call(f"cannot switch {name} to post-copy", dom.migrateStartPostCopy, 0)
+        try:
+            dom.migrateStartPostCopy(0)
+        except libvirt.libvirtError as err:
+            reason = f"cannot switch {name} to post-copy: {libvirt_reason(err)}"
+            if "VIR_MIGRATE_POSTCOPY" in (err.get_error_message() or ""):
+                raise PostcopyNotAllowed(reason) from None
+            raise JobControlError(reason) from None
         return f"{name} switched to post-copy: it can no longer be aborted"
     if op in (ControlOp.PAUSE, ControlOp.RESUME):
         verb = "block-job-pause" if op is ControlOp.PAUSE else "block-job-resume"

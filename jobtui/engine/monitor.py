@@ -121,7 +121,12 @@ class JobMonitor:
         control_timeout: float = 15.0,
         qemu_events: bool = True,
         keepalive: tuple[int, int] = (2, 3),
+        stall_after: float = 150.0,
+        stall_passes: int = 10,
     ) -> None:
+        """`stall_after` (seconds) and `stall_passes`: a job whose remaining data has
+        not shrunk for that long, or a migration whose last `stall_passes` passes
+        did not start with less to send, is flagged stalled."""
         if not uris:
             raise ValueError("at least one libvirt URI is needed")
         self.options = options or Options()
@@ -133,7 +138,7 @@ class JobMonitor:
         self.control_timeout = control_timeout
         self.history = history
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._reg = Registry()
+        self._reg = Registry(stall_after=stall_after, stall_passes=stall_passes)
         self._lock = threading.RLock()  # guards the snapshots readers see
         self._subs: list[Subscriber] = []
         self._hosts: dict[str, Host] = {}
@@ -303,6 +308,10 @@ class JobMonitor:
         fut = slot.worker.submit(lambda: ctl.execute(slot.dom, job, op, args))
         try:
             msg = fut.result(timeout=self.control_timeout)
+        except ctl.PostcopyNotAllowed:
+            # libvirt's refusal is the only sign: remember it, stop offering postcopy.
+            self._q.put(_Call(lambda: self._reg.note_postcopy(key, "no")))
+            raise
         except TimeoutError:
             raise JobControlError(
                 f"libvirt did not answer within {self.control_timeout:.0f} s; "
@@ -370,6 +379,9 @@ class JobMonitor:
     def _handle(self, item: Any) -> None:
         if isinstance(item, LibvirtEvent):
             self._reg.apply_event(item)
+            if (item.host, item.uuid) not in self._slots:
+                # A domain we have not listed (a migration's destination): list now.
+                self._host_next[item.host] = 0.0
         elif isinstance(item, _Sampled):
             slot = self._slots.get((item.host, item.sample.uuid))
             self._reg.apply_sample(item.host, item.sample)

@@ -9,6 +9,13 @@ Truth rules (DESIGN §2): READY only from libvirt's READY event or the live
 XML's `<mirror ready='yes'>`; a block job's end only from BLOCK_JOB_2; a
 domain job's end from JOB_COMPLETED or the kept completed stats; a job that
 vanished with no word from libvirt is `unknown`.
+
+Migrations (facts §7): the source's `migration-out` has libvirt's stats; the
+destination refuses jobStats, so its `migration-in` is seen through that
+refusal and the lifecycle events, and shows the source's progress when both
+hosts are watched (matched by domain UUID). Remaining data grows back at each
+pass: progress is what is left to send, not what was sent, and a migration
+whose passes stop shrinking is flagged `stalled` with the evidence.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import libvirt
 
 from jobtui.engine import events as ev
 from jobtui.engine.sample import (
@@ -46,6 +55,17 @@ GONE_GRACE = 2.0
 PAUSE_DEBOUNCE = 0.3
 # QEMU's image-creation step becomes a visible job only when it takes this long.
 CREATE_LINGER = 1.0
+# A migration pass is progress when it starts with this much less to send than the
+# best pass before it: its first sample comes up to a poll late, which alone makes
+# the starts of equal passes differ by several per cent (measured: 120-124 MiB).
+PASS_MARGIN = 0.10
+# Block-copy events this soon after a storage migration ended still belong to it.
+MIGRATION_AFTERMATH = 5.0
+MiB = 1024 * 1024
+# Jobs whose remaining work is watched for a stall while they run.
+_STALL_BLOCK_TYPES = frozenset({JobType.BLOCK_COPY, JobType.BLOCK_COMMIT_ACTIVE})
+
+_EV = libvirt  # lifecycle event and detail numbers
 
 BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
 QEMU_JOB_PREFIX = {
@@ -56,6 +76,69 @@ QEMU_JOB_PREFIX = {
     "backup": JobType.BACKUP,
     "create": JobType.BLOCKDEV_CREATE,
 }
+
+
+@dataclass
+class Convergence:
+    """Is a job's remaining data shrinking? Fed one sample at a time.
+
+    Within a migration pass the remaining data always falls (down to QEMU's
+    switch-over threshold, where the dirty bitmap is synced and refilled), so it
+    proves only that bytes move. Whether the migration gains on the guest shows
+    in how much each pass starts with. The first pass, post-copy, a storage
+    copy and block mirrors have no such refill: there any fall is progress.
+    """
+
+    pass_no: int = -1
+    pass_low: int | None = None  # lowest remaining seen in the current pass
+    moved_at: float = 0.0  # when remaining last fell below pass_low
+    pass_start: int | None = None  # remaining at the first sample of this pass
+    best_start: int | None = None  # pass start at the last progress
+    progress_at: float = 0.0  # when a pass last started lower (by PASS_MARGIN)
+    passes_since: int = 0  # passes begun since then
+    shrinking: bool | None = None  # did this pass start with less than the best before?
+
+    def observe(self, at: float, remaining: int, pass_no: int) -> None:
+        if pass_no > self.pass_no:
+            first = self.pass_no < 0
+            self.pass_no = pass_no
+            self.pass_start = self.pass_low = remaining
+            self.moved_at = at
+            if first or self.best_start is None:
+                self.best_start, self.progress_at = remaining, at
+            elif remaining < self.best_start * (1 - PASS_MARGIN):
+                self.best_start, self.progress_at = remaining, at
+                self.passes_since = 0
+                self.shrinking = True
+            else:
+                self.passes_since += 1
+                self.shrinking = False
+            return
+        if self.pass_low is None or remaining < self.pass_low:
+            self.pass_low = remaining
+            self.moved_at = at
+
+    def restart(self, at: float) -> None:
+        """Post-copy or a resume: what came before says nothing about what follows."""
+        self.moved_at = self.progress_at = at
+        self.passes_since = 0
+        self.best_start = self.pass_low
+
+    def stall(self, now: float, after: float, passes: int, *, passes_count: bool) -> str:
+        """Why the job counts as stalled ('' when it does not)."""
+        if now - self.moved_at >= after:
+            return f"what is left has not shrunk for {now - self.moved_at:.0f} s"
+        if not passes_count:
+            return ""
+        if self.passes_since >= passes or (
+            self.passes_since >= 1 and now - self.progress_at >= after
+        ):
+            n = self.passes_since
+            return (
+                f"for {now - self.progress_at:.0f} s ({n} {'pass' if n == 1 else 'passes'}) "
+                f"no pass has begun with less than {_mib(self.best_start)} to send"
+            )
+        return ""
 
 
 @dataclass
@@ -70,6 +153,14 @@ class Track:
     state_before_pause: JobState | None = None
     last_sample: tuple[float, int] | None = None  # (time, current) for the rate
     rate: float | None = None
+    conv: Convergence | None = None
+    stall_msg: str = ""  # the message this engine set for a stall, to clear it again
+    # How libvirt or QEMU said the job ended before it vanished from jobStats
+    # (lifecycle event, QEMU MIGRATION status): used when no final stats follow.
+    hint: tuple[JobState, str] | None = None
+    seen_start: bool = False  # an incoming migration seen from its start (event)
+    # A migration-in that ended here, waiting for the source's verdict.
+    awaiting_source: bool = False
 
 
 @dataclass
@@ -112,8 +203,21 @@ def _int(v: Any) -> int | None:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
+def _mib(n: float | None) -> str:
+    return "?" if n is None else f"{n / MiB:.1f} MiB"
+
+
 def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, int | None]:
     """(current, end) of a domain job from the stats libvirt gives it."""
+    if typ.is_migration:
+        # What is left, not what was sent: *_processed counts every page sent
+        # again after the guest dirtied it and outgrows *_total. The bar goes
+        # back when a pass starts with more to send: it does not lie.
+        total = _int(stats.get("data_total"))
+        left = _int(stats.get("data_remaining"))
+        if not total:
+            return None, None
+        return max(0, total - (left or 0)), total
     if typ is JobType.BACKUP:
         return _int(stats.get("disk_processed")), _int(stats.get("disk_total"))
     total = _int(stats.get("data_total"))
@@ -126,7 +230,21 @@ def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, in
 
 
 class Registry:
-    def __init__(self, qemu_events_hosts: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        qemu_events_hosts: set[str] | None = None,
+        *,
+        stall_after: float = 150.0,
+        stall_passes: int = 10,
+    ) -> None:
+        # A job whose remaining data has not shrunk for stall_after seconds (as
+        # KubeVirt's progressTimeout), or a migration whose last stall_passes
+        # passes did not start with less to send, is flagged stalled.
+        self.stall_after = stall_after
+        self.stall_passes = stall_passes
+        # The latest migration job per (domain uuid, host, type): the two sides
+        # of one migration find each other here, also after one side ended.
+        self.migrations: dict[tuple[str, str, JobType], Job] = {}
         self.domains: dict[tuple[str, str], DomainInfo] = {}
         self.active: dict[tuple[str, str, str], Track] = {}
         self.finished: dict[JobKey, Job] = {}
@@ -148,6 +266,9 @@ class Registry:
     def _domain(self, host: str, uuid: str, name: str = "") -> DomainInfo:
         d = self.domains.get((host, uuid))
         if d is None:
+            for t in self._tracks_of(host, uuid):
+                if t.awaiting_source:  # the domain is back (a retried migration)
+                    self._conclude_incoming(t, time.time(), self._peer_job(t.job))
             d = DomainInfo(host, uuid, name or uuid)
             self.domains[(host, uuid)] = d
             self.out.append(DomainChanged(d.snapshot()))
@@ -181,26 +302,39 @@ class Registry:
         track = Track(job=job, disk=disk)
         self.active[(dom.host, dom.uuid, name)] = track
         self.out.append(JobStateChanged(key, None, state, job, at or time.time()))
+        if typ.is_migration:
+            self.migrations[(dom.uuid, dom.host, typ)] = job
         return track
 
     def _set_state(self, t: Track, new: JobState, at: float, **changes: Any) -> None:
         old = t.job.state
         if new.finished:
             changes.setdefault("finished", at)
+        if new.finished:
+            # A finished job is not stalled: whatever it was waiting for is over.
+            changes.setdefault("stalled", False)
+            if t.stall_msg and changes.get("message", t.job.message) == t.stall_msg:
+                changes["message"] = ""
         t.job = t.job.evolve(state=new, **changes)
         if old != new:
             self.out.append(JobStateChanged(t.job.key, old, new, t.job, at))
         elif changes:
             self.out.append(JobProgress(t.job))
+        if t.job.type.is_migration:
+            self.migrations[(t.job.key.domain_uuid, t.job.host, t.job.type)] = t.job
         if new.finished:
             d = self.domains.get((t.job.host, t.job.key.domain_uuid))
             if d is not None and t.disk:
                 d.block_ended[t.disk] = max(d.block_ended.get(t.disk, 0.0), at)
             elif d is not None:
                 d.domain_job_ended = max(d.domain_job_ended, at)
+                if t.job.type is JobType.MIGRATION_OUT:
+                    d.extra["migration_out_ended"] = at
             self.active.pop((t.job.host, t.job.key.domain_uuid, t.job.name), None)
             self.finished[t.job.key] = t.job
             self.newly_finished.append(t.job)
+            if t.job.type is JobType.MIGRATION_OUT:
+                self._source_ended(t.job, at)
 
     def _update(self, t: Track, at: float, **changes: Any) -> None:
         cur = changes.get("current")
@@ -212,6 +346,8 @@ class Registry:
         if new != t.job:
             t.job = new
             self.out.append(JobProgress(new))
+            if new.type.is_migration:
+                self.migrations[(new.key.domain_uuid, new.host, new.type)] = new
 
     def set_responsive(self, host: str, uuid: str, responsive: bool) -> None:
         d = self.domains.get((host, uuid))
@@ -224,7 +360,8 @@ class Registry:
         if d is None:
             return
         for t in self._tracks_of(host, uuid):
-            self._vanished(t, at, "the domain disappeared")
+            if not t.awaiting_source:
+                self._vanished(t, at, "the domain disappeared")
         self.out.append(DomainChanged(d.snapshot(), removed=True))
 
     # --- samples ---------------------------------------------------------------------
@@ -245,22 +382,29 @@ class Registry:
 
     def _active_domain_job(self, d: DomainInfo) -> Track | None:
         for t in self._tracks_of(d.host, d.uuid):
-            if not t.disk and not t.job.type.is_block and t.job.state is not JobState.ORPHANED:
+            if (
+                not t.disk
+                and not t.job.type.is_block
+                and t.job.state is not JobState.ORPHANED
+                and not t.awaiting_source
+            ):
                 return t
         return None
 
     def _apply_domain_job(self, d: DomainInfo, s: DomainSample) -> None:
         track = self._active_domain_job(d)
+        running = bool(s.job_stats) or s.incoming
         if s.completed_stats is not None:
             d.want_completed = False
             fp = _fingerprint(s.completed_stats)
             fresh = d.seen_completed and fp != d.completed_fp
             d.completed_fp, d.seen_completed = fp, True
-            if track is not None and not s.job_stats:
-                if (
-                    fresh
-                    and OPERATION_TYPES.get(s.completed_stats.get("operation", -1))
-                    == track.job.type
+            if track is not None and not running:
+                op_type = OPERATION_TYPES.get(s.completed_stats.get("operation", -1))
+                # An incoming migration seen from its start owns whatever stats
+                # its domain (new on this host) keeps, even at our first look.
+                if op_type == track.job.type and (
+                    fresh or (track.seen_start and op_type is JobType.MIGRATION_IN)
                 ):
                     self._finish_domain_job(track, s.completed_stats, s.taken)
                     track = None
@@ -271,10 +415,14 @@ class Registry:
                     self._vanished(track, s.taken, "libvirt kept no final statistics")
                     track = None
         js = s.job_stats
-        if js and track is None and s.taken <= d.domain_job_ended:
-            js = {}  # a stale look at the job that just ended
-        if js:
-            typ = OPERATION_TYPES.get(int(js.get("operation", 0)), JobType.UNKNOWN)
+        incoming = s.incoming
+        if (js or incoming) and track is None and s.taken <= d.domain_job_ended:
+            js, incoming = {}, False  # a stale look at the job that just ended
+        if js or incoming:
+            if js:
+                typ = OPERATION_TYPES.get(int(js.get("operation", 0)), JobType.UNKNOWN)
+            else:
+                typ = JobType.MIGRATION_IN
             name = domain_job_name(typ)
             if track is not None and track.job.name != name:
                 self._vanished(track, s.taken, "replaced by another job")
@@ -285,24 +433,214 @@ class Registry:
                 if not d.seen_completed:
                     d.want_completed = True
             track.gone_since = None
-            cur, end = domain_progress(typ, js)
-            stats = {k: v for k, v in js.items() if k != "type"}
-            config = dict(track.job.config)
-            self._update(
-                track,
-                s.taken,
-                stats=FrozenMap(_merge_disk_stats(stats, track.job.stats)),
-                current=cur,
-                end=end,
-                bandwidth=track.job.bandwidth,
-                config=FrozenMap(config),
-            )
+            if js:
+                self._update_domain_job(track, js, s)
+            if typ.is_migration:
+                self._migration_sample(track, s)
         elif track is not None and s.state:
             # Gone from jobStats: the end arrives as JOB_COMPLETED or in the kept stats.
             if track.gone_since is None:
                 track.gone_since = s.taken
+            if (
+                track.job.type is JobType.MIGRATION_IN
+                and s.state in ("running", "idle")
+                and s.reason == libvirt.VIR_DOMAIN_RUNNING_MIGRATED
+            ):
+                track.hint = (JobState.COMPLETED, "the domain runs on this host now")
             d.want_completed = True
             self.poke.add((d.host, d.uuid))
+
+    def _update_domain_job(self, t: Track, js: dict[str, Any], s: DomainSample) -> None:
+        typ = t.job.type
+        cur, end = domain_progress(typ, js)
+        if not end and t.job.end:
+            # A migration reads all zeros at its start and again while it is
+            # cancelled: keep the last real numbers rather than a reset bar.
+            cur, end = t.job.current, t.job.end
+        stats = {k: v for k, v in js.items() if k != "type"}
+        bandwidth = t.job.bandwidth
+        if typ is JobType.MIGRATION_OUT:
+            bandwidth = s.max_speed
+            self._convergence(t, stats, s.taken)
+        self._update(
+            t,
+            s.taken,
+            stats=FrozenMap(_merge_disk_stats(stats, t.job.stats)),
+            current=cur,
+            end=end,
+            bandwidth=bandwidth,
+        )
+        if typ is JobType.MIGRATION_OUT:
+            self._check_stall(t, s.taken)
+
+    # --- migrations ------------------------------------------------------------------
+
+    def _migration_sample(self, t: Track, s: DomainSample) -> None:
+        """What a sample says about a migration beyond its stats: post-copy, the peer."""
+        pc = s.postcopy
+        if pc:
+            self._set_postcopy(t, pc, s.taken)
+        self._link_peer(t)
+
+    def _convergence(self, t: Track, stats: dict[str, Any], at: float) -> None:
+        """Derived stats: the dirty rate in bytes/s, and whether passes shrink."""
+        remaining = _int(stats.get("data_remaining"))
+        total = _int(stats.get("data_total"))
+        page = _int(stats.get("memory_page_size")) or 4096
+        dirty = _int(stats.get("memory_dirty_rate"))
+        if dirty is not None:
+            stats["memory_dirty_bps"] = dirty * page
+        if remaining is None or not total:
+            return  # the all-zero first sample
+        if t.conv is None:
+            t.conv = Convergence(moved_at=at, progress_at=at)
+        postcopy = t.job.config.get("postcopy") == "active"
+        # The storage copy runs before the first memory pass (iteration 0): like
+        # the first pass, there any fall is progress. Post-copy sends each page once.
+        iteration = _int(stats.get("memory_iteration")) or 0
+        t.conv.observe(at, remaining, t.conv.pass_no if postcopy else iteration)
+        if t.conv.pass_start is not None and iteration >= 1:
+            stats["pass_remaining"] = t.conv.pass_start
+        if t.conv.shrinking is not None and not postcopy:
+            stats["remaining_shrinking"] = t.conv.shrinking
+
+    def _block_convergence(self, t: Track, at: float) -> None:
+        """A mirror the guest writes to faster than it copies never gets READY."""
+        if t.job.type not in _STALL_BLOCK_TYPES or t.job.state is not JobState.RUNNING:
+            t.conv = None  # paused or ready: a later run starts its own clock
+        elif t.job.end is not None and t.job.current is not None:
+            if t.conv is None:
+                t.conv = Convergence(moved_at=at, progress_at=at)
+            t.conv.observe(at, t.job.end - t.job.current, 0)
+        self._check_stall(t, at)
+
+    def _check_stall(self, t: Track, now: float) -> None:
+        conv = t.conv
+        if conv is None or t.job.state is not JobState.RUNNING:
+            if t.job.stalled:
+                msg = "" if t.job.message == t.stall_msg else t.job.message
+                t.stall_msg = ""
+                self._update(t, now, stalled=False, message=msg)
+            return
+        if t.job.type.is_migration:
+            postcopy = t.job.config.get("postcopy") == "active"
+            why = conv.stall(
+                now,
+                self.stall_after,
+                self.stall_passes,
+                passes_count=conv.pass_no >= 2 and not postcopy,
+            )
+            if why:
+                st = t.job.stats
+                dirty = _int(st.get("memory_dirty_bps"))
+                bps = _int(st.get("memory_bps"))
+                why = (
+                    f"not converging: {why}; the guest dirties {_mib(dirty)}/s, "
+                    f"{_mib(bps)}/s is sent (pass {conv.pass_no})"
+                )
+        else:
+            why = conv.stall(now, self.stall_after, 0, passes_count=False)
+            if why:
+                bw = t.job.bandwidth
+                limit = f"at most {_mib(bw)}/s" if bw else "no limit"
+                why = (
+                    f"not converging: {why}; the guest writes at least as fast as it is "
+                    f"copied ({limit}), {_mib((t.job.end or 0) - (t.job.current or 0))} to go"
+                )
+        if why:
+            t.stall_msg = why
+            self._update(t, now, stalled=True, message=why)
+        elif t.job.stalled:
+            msg = "" if t.job.message == t.stall_msg else t.job.message
+            t.stall_msg = ""
+            self._update(t, now, stalled=False, message=msg)
+
+    def _set_postcopy(self, t: Track, value: str, at: float) -> None:
+        if t.job.config.get("postcopy") == value or not t.job.state.active:
+            return
+        if value == "active" and t.job.config.get("postcopy") == "failed":
+            return  # a late sample or event: failure is the last word
+        config = dict(t.job.config, postcopy=value)
+        changes: dict[str, Any] = {"config": FrozenMap(config)}
+        if value == "active" and t.conv is not None:
+            t.conv.restart(at)
+        if value == "failed":
+            changes["message"] = (
+                "post-copy failed: the guest's memory is split between the hosts and it "
+                "stays paused until the migration is recovered (--postcopy-resume)"
+            )
+        self._update(t, at, **changes)
+        peer = self._peer_track(t.job)
+        if peer is not None:
+            self._set_postcopy(peer, value, at)
+
+    def _peer_job(self, job: Job) -> Job | None:
+        """The other side of `job`'s migration: same domain, another host."""
+        want = JobType.MIGRATION_IN if job.type is JobType.MIGRATION_OUT else JobType.MIGRATION_OUT
+        found = [
+            j
+            for (uuid, host, typ), j in self.migrations.items()
+            if uuid == job.key.domain_uuid and typ is want and host != job.host
+        ]
+        # Only a peer of the same run: its side started within its lifetime.
+        found = [j for j in found if j.finished is None or j.finished >= job.started - 5]
+        return max(found, key=lambda j: j.started) if found else None
+
+    def _peer_track(self, job: Job) -> Track | None:
+        peer = self._peer_job(job)
+        if peer is None:
+            return None
+        t = self.active.get((peer.host, peer.key.domain_uuid, peer.name))
+        return t if t is not None and t.job.key == peer.key else None
+
+    def _link_peer(self, t: Track) -> None:
+        peer = self._peer_job(t.job)
+        if peer is None:
+            return
+        if (t.job.config.get("peer-host"), t.job.config.get("peer-domain")) != (
+            peer.host,
+            peer.domain,
+        ):
+            config = dict(t.job.config, **{"peer-host": peer.host, "peer-domain": peer.domain})
+            self._update(t, time.time(), config=FrozenMap(config))
+        pt = self._peer_track(t.job)
+        if pt is not None and pt.job.config.get("peer-host") != t.job.host:
+            self._link_peer(pt)
+        out = t if t.job.type is JobType.MIGRATION_OUT else pt
+        inc = pt if out is t else t
+        if out is not None and inc is not None and inc.job.state.active:
+            # libvirt gives the destination no stats: show the source's progress there.
+            changes: dict[str, Any] = {"current": out.job.current, "end": out.job.end}
+            if inc.job.config.get("progress-from") != out.job.host:
+                changes["config"] = FrozenMap(
+                    dict(inc.job.config, **{"progress-from": out.job.host})
+                )
+            self._update(inc, time.time(), **changes)
+
+    def _source_ended(self, out: Job, at: float) -> None:
+        """The source's verdict decides a migration-in whose domain already went."""
+        t = self._peer_track(out)
+        if t is None:
+            return
+        if t.awaiting_source:
+            self._conclude_incoming(t, at, out)
+
+    def _conclude_incoming(self, t: Track, at: float, out: Job | None) -> None:
+        t.awaiting_source = False
+        if out is not None and out.state in (JobState.ABORTED, JobState.FAILED):
+            why = out.message or str(out.state)
+            self._set_state(
+                t, out.state, at, message=f"the migration {out.state} on the source: {why}"
+            )
+        elif t.hint is not None:
+            self._set_state(t, t.hint[0], at, message=t.hint[1])
+        else:
+            self._set_state(
+                t,
+                JobState.UNKNOWN,
+                at,
+                message="the incoming domain went away and the source did not say how it ended",
+            )
 
     def _apply_block_jobs(self, d: DomainInfo, s: DomainSample) -> None:
         domain_job = self._active_domain_job(d)
@@ -366,6 +704,7 @@ class Registry:
                 and t.job.state is JobState.RUNNING
             ):
                 d.xml_dirty = True  # keep watching <mirror ready=...>
+            self._block_convergence(t, s.taken)
         if s.state and s.block is not None:
             for disk, t in by_disk.items():
                 if t.job.state is JobState.ORPHANED:
@@ -408,8 +747,25 @@ class Registry:
         self._set_state(t, state, at, stats=FrozenMap(merged), current=cur, end=end, message=msg)
 
     def _vanished(self, t: Track, at: float, why: str) -> None:
+        if (
+            t.job.type is JobType.MIGRATION_IN
+            and not t.awaiting_source
+            and (t.hint is None or t.hint[0] is not JobState.COMPLETED)
+        ):
+            # A failed or aborted migration stops its incoming domain before the
+            # source's job ends: the source says how it ended.
+            out = self._peer_job(t.job)
+            if out is not None and out.state.active:
+                t.awaiting_source = True
+                t.gone_since = at
+                return
+            if out is not None and out.state in (JobState.ABORTED, JobState.FAILED):
+                self._conclude_incoming(t, at, out)
+                return
         if t.abort_requested:
             self._set_state(t, JobState.ABORTED, at, message="aborted on request; " + why)
+        elif t.hint is not None:
+            self._set_state(t, t.hint[0], at, message=t.hint[1])
         else:
             self._set_state(t, JobState.UNKNOWN, at, message=f"the job is gone and {why}")
 
@@ -431,6 +787,7 @@ class Registry:
         elif isinstance(e, ev.LifecycleEv):
             d = self._domain(e.host, e.uuid, e.domain)
             d.xml_dirty = True
+            self._lifecycle(d, e)
             if self._active_domain_job(d) is not None:
                 d.want_completed = True
             self.poke.add((e.host, e.uuid))
@@ -438,6 +795,40 @@ class Registry:
             self._device_removed(e)
         elif isinstance(e, ev.QemuEv):
             self._qemu_event(e)
+
+    def _lifecycle(self, d: DomainInfo, e: ev.LifecycleEv) -> None:
+        """Migration milestones libvirt announces as lifecycle events."""
+        t = self._active_domain_job(d)
+        kind = (e.event, e.detail)
+        if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_MIGRATED):
+            # The destination's domain is created: the incoming migration begins.
+            if t is None and e.time > d.domain_job_ended:
+                t = self._new(
+                    d, domain_job_name(JobType.MIGRATION_IN), JobType.MIGRATION_IN, e.time
+                )
+                t.seen_start = True
+                self._link_peer(t)
+            return
+        if t is None or not t.job.type.is_migration:
+            return
+        postcopy = {
+            (_EV.VIR_DOMAIN_EVENT_SUSPENDED, _EV.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY): "active",
+            (_EV.VIR_DOMAIN_EVENT_RESUMED, _EV.VIR_DOMAIN_EVENT_RESUMED_POSTCOPY): "active",
+            (_EV.VIR_DOMAIN_EVENT_SUSPENDED, _EV.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED): (
+                "failed"
+            ),
+            (
+                _EV.VIR_DOMAIN_EVENT_RESUMED,
+                getattr(_EV, "VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED", 4),
+            ): "failed",
+        }.get(kind)
+        if postcopy:
+            self._set_postcopy(t, postcopy, e.time)
+        elif t.job.type is JobType.MIGRATION_IN:
+            if kind == (_EV.VIR_DOMAIN_EVENT_RESUMED, _EV.VIR_DOMAIN_EVENT_RESUMED_MIGRATED):
+                t.hint = (JobState.COMPLETED, "the domain runs on this host now")
+            elif kind == (_EV.VIR_DOMAIN_EVENT_STOPPED, _EV.VIR_DOMAIN_EVENT_STOPPED_FAILED):
+                t.hint = (JobState.FAILED, "the incoming domain was stopped: the migration failed")
 
     def _block_event(self, e: ev.BlockJobEv) -> None:
         d = self._domain(e.host, e.uuid, e.domain)
@@ -458,6 +849,16 @@ class Registry:
             return
         name = block_job_name(typ, e.disk)
         t = self.active.get((e.host, e.uuid, name))
+        if t is None and typ is JobType.BLOCK_COPY:
+            ended = d.extra.get("migration_out_ended", 0.0)
+            if e.time - ended < MIGRATION_AFTERMATH:
+                return  # the end of a storage migration's own copy
+            if state is JobState.READY:
+                # A copy we have not polled yet may be a storage migration's: the
+                # poll (now) tells, and the live XML says whether a user's copy is ready.
+                d.xml_dirty = True
+                self.poke.add((e.host, e.uuid))
+                return
         if t is None:
             # A job that lived and ended between two polls: still worth a row.
             cfg = {"disk": e.disk}
@@ -532,6 +933,16 @@ class Registry:
             status = e.get("status", "")
             if status in ("completed", "failed", "cancelled"):
                 d.want_completed = True
+            t = self._active_domain_job(d)
+            if t is not None and t.job.type.is_migration:
+                if status == "postcopy-active":
+                    self._set_postcopy(t, "active", e.time)
+                elif status == "cancelled":
+                    t.hint = (JobState.ABORTED, "QEMU reports the migration cancelled")
+                elif status == "failed":
+                    t.hint = (JobState.FAILED, "QEMU reports the migration failed")
+                elif status == "completed" and t.job.type is JobType.MIGRATION_IN:
+                    t.hint = (JobState.COMPLETED, "QEMU reports the migration completed")
             self.poke.add((e.host, e.uuid))
             return
         if e.name != "JOB_STATUS_CHANGE":
@@ -543,6 +954,10 @@ class Registry:
             self._create_job_event(d, qid, status, e.time)
             return
         if typ is JobType.UNKNOWN:
+            if status in ("created", "running"):
+                # libvirt's own jobs (a storage migration's drive-virtio-disk0
+                # mirror): the poll shows which domain job they belong to.
+                self.poke.add((e.host, e.uuid))
             return
         t = next((x for x in self._tracks_of(e.host, e.uuid) if x.disk == disk and x.disk), None)
         if t is None:
@@ -609,7 +1024,10 @@ class Registry:
             # A domain job's end is read from the kept stats by the next poll; allow it longer.
             grace = GONE_GRACE if t.disk else 5 * GONE_GRACE
             if t.gone_since is not None and now - t.gone_since > grace:
-                self._vanished(t, now, "libvirt sent no event saying how it ended")
+                if t.awaiting_source:
+                    self._conclude_incoming(t, now, self._peer_job(t.job))
+                else:
+                    self._vanished(t, now, "libvirt sent no event saying how it ended")
                 continue
             if (
                 t.paused_since is not None
@@ -624,6 +1042,11 @@ class Registry:
         if t is not None:
             t.abort_requested = True
             self.poke.add((key.host, key.domain_uuid))
+
+    def note_postcopy(self, key: JobKey, value: str) -> None:
+        t = self.track_for(key)
+        if t is not None and t.job.config.get("postcopy") != value:
+            self._update(t, time.time(), config=FrozenMap(dict(t.job.config, postcopy=value)))
 
     def track_for(self, key: JobKey) -> Track | None:
         t = self.active.get((key.host, key.domain_uuid, key.name))

@@ -57,6 +57,23 @@ DOMAIN_STATES = {
 
 ACTIVE_STATES = frozenset({"running", "idle", "paused", "in shutdown", "pmsuspended"})
 
+# libvirt's "no limit" for migrateGetMaxSpeed, in MiB/s (INT64_MAX >> 20).
+UNLIMITED_MIB = (2**63 - 1) >> 20
+MiB = 1024 * 1024
+
+# State reasons that say a migration is in post-copy (or failed in it), by side.
+POSTCOPY_REASONS: dict[tuple[int, int], str] = {
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY): "active",
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED): "failed",
+    (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_POSTCOPY): "active",
+    (libvirt.VIR_DOMAIN_RUNNING, getattr(libvirt, "VIR_DOMAIN_RUNNING_POSTCOPY_FAILED", 11)): (
+        "failed"
+    ),
+}
+
+
+_STATE_CODES = {v: k for k, v in DOMAIN_STATES.items()}
+
 
 def block_job_name(typ: JobType, disk: str) -> str:
     return f"{BLOCK_NAME_PREFIX.get(typ, 'block')}-{disk}"
@@ -88,6 +105,17 @@ class DomainSample:
     block: dict[str, dict[str, int]] = field(default_factory=dict)  # disk -> blockJobInfo
     gone: bool = False  # the domain no longer exists
     error: str = ""
+    reason: int = 0  # libvirt's state reason (virDomainPausedReason, ...)
+    # libvirt refuses jobStats on a migration's destination ("available only on
+    # the source host"): that refusal is how an incoming migration shows.
+    incoming: bool = False
+    # migrateGetMaxSpeed while a migration-out runs, bytes/s; None when unlimited.
+    max_speed: int | None = None
+
+    @property
+    def postcopy(self) -> str:
+        """'active' or 'failed' when the state reason says post-copy, else ''."""
+        return POSTCOPY_REASONS.get((_STATE_CODES.get(self.state, -1), self.reason), "")
 
 
 def parse_disks(xml: str) -> tuple[DiskInfo, ...]:
@@ -151,7 +179,7 @@ def sample_domain(
     """Everything the engine needs to know about `dom`'s jobs right now."""
     counter.hit("state")
     try:
-        st, _reason = dom.state()
+        st, reason = dom.state()
     except libvirt.libvirtError as err:
         if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return DomainSample(uuid=dom.UUIDString(), name="", state="", taken=now, gone=True)
@@ -167,9 +195,19 @@ def sample_domain(
     job_stats: dict[str, Any] = {}
     block: dict[str, dict[str, int]] = {}
     completed = None
+    incoming = False
+    max_speed: int | None = None
     if state in ACTIVE_STATES:
         counter.hit("jobStats")
-        job_stats = _job_stats(dom, 0)
+        try:
+            job_stats = _job_stats(dom, 0)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
+                raise
+            incoming = True
+        if job_stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
+            counter.hit("migrateGetMaxSpeed")
+            max_speed = _max_speed(dom, reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
         for d in disks:
             counter.hit("blockJobInfo")
             info = _block_info(dom, d.target)
@@ -187,9 +225,14 @@ def sample_domain(
         state=state,
         taken=now,
         disks=new_disks,
-        job_stats=job_stats if job_stats.get("type", 0) not in (0,) else {},
+        # Only BOUNDED (1) and UNBOUNDED (2) are a running job: jobStats reads
+        # COMPLETED (3) for a moment before a save returns (facts §5).
+        job_stats=job_stats if job_stats.get("type", 0) in (1, 2) else {},
         completed_stats=completed,
         block=block,
+        reason=reason,
+        incoming=incoming,
+        max_speed=max_speed,
     )
 
 
@@ -200,7 +243,20 @@ def _job_stats(dom: libvirt.virDomain, flags: int) -> dict[str, Any]:
         # The domain went away under us (a save just ended it): no job to report.
         if err.get_error_code() in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
             return {}
+        # An incoming migration refuses even the kept stats: nothing kept to read.
+        if flags and err.get_error_code() == libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
+            return {}
         raise
+
+
+def _max_speed(dom: libvirt.virDomain, postcopy: bool) -> int | None:
+    flags = libvirt.VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY if postcopy else 0
+    try:
+        mib = int(dom.migrateGetMaxSpeed(flags))
+    except libvirt.libvirtError:
+        return None  # the migration ended meanwhile: the job stats will say so
+    # QEMU's post-copy default is 0, which means no limit, like libvirt's maximum.
+    return None if mib <= 0 or mib >= UNLIMITED_MIB else mib * MiB
 
 
 def _block_info(dom: libvirt.virDomain, disk: str) -> dict[str, int]:
