@@ -533,12 +533,32 @@ def _read_value(el: etree._Element) -> StatValue:
 # --- for people -----------------------------------------------------------------------------
 
 
+# virDomainJobOperation, as the `operation` stat of a domain job carries it.
+OPERATIONS: Mapping[int, str] = MappingProxyType(
+    {
+        0: "unknown",
+        1: "start",
+        2: "save",
+        3: "restore",
+        4: "incoming migration",
+        5: "outgoing migration",
+        6: "snapshot",
+        7: "snapshot revert",
+        8: "dump",
+        9: "backup",
+        10: "snapshot delete",
+    }
+)
+
+
 def format_value(key: str, value: StatValue) -> str:
     """A config or stats value as a person reads it: 1.5 GiB, 32.0 MiB/s, 1m 23s, 1234 pages/s."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
+    if key == "operation" and isinstance(value, int):
+        return OPERATIONS.get(value, f"operation {value}")
     unit = UNITS.get(key)
     if unit is None:
         return _number(value)

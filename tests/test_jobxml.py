@@ -403,3 +403,11 @@ def test_units_cover_libvirt_job_stats() -> None:
 @given(keys, values)
 def test_format_value_never_fails(key: str, value: object) -> None:
     assert isinstance(format_value(key, value), str)  # type: ignore[arg-type]
+
+
+def test_operation_is_shown_by_name() -> None:
+    from jobtui.jobxml import format_value
+
+    assert format_value("operation", 2) == "save"
+    assert format_value("operation", 5) == "outgoing migration"
+    assert format_value("operation", 99) == "operation 99"
