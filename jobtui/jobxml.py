@@ -80,6 +80,9 @@ UNITS: Final[Mapping[str, str]] = MappingProxyType(
         "compression_bytes": "bytes",
         "compression_pages": "pages",
         "auto_converge_throttle": "%",
+        # jobtui's own, derived: dirty rate in bytes, what a migration pass began with
+        "memory_dirty_bps": "bytes/s",
+        "pass_remaining": "bytes",
     }
 )
 
@@ -95,7 +98,12 @@ class JobXMLError(ValueError):
 
 
 def unit_of(key: str) -> str | None:
-    return UNITS.get(key)
+    """The unit of a stat; per-disk entries folded into a job (`vda.current`)
+    take the unit of their last part."""
+    unit = UNITS.get(key)
+    if unit is None and "." in key:
+        unit = UNITS.get(key.rsplit(".", 1)[1])
+    return unit
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -559,7 +567,7 @@ def format_value(key: str, value: StatValue) -> str:
         return value
     if key == "operation" and isinstance(value, int):
         return OPERATIONS.get(value, f"operation {value}")
-    unit = UNITS.get(key)
+    unit = unit_of(key)
     if unit is None:
         return _number(value)
     if not math.isfinite(value):

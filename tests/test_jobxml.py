@@ -411,3 +411,11 @@ def test_operation_is_shown_by_name() -> None:
     assert format_value("operation", 2) == "save"
     assert format_value("operation", 5) == "outgoing migration"
     assert format_value("operation", 99) == "operation 99"
+
+
+def test_per_disk_and_derived_stats_have_units() -> None:
+    from jobtui.jobxml import format_value
+
+    assert format_value("vda.current", 64 * 1024 * 1024) == "64.0 MiB"
+    assert format_value("vdb.bandwidth", 2 * 1024 * 1024) == "2.0 MiB/s"
+    assert format_value("memory_dirty_bps", 1024 * 1024) == "1.0 MiB/s"
