@@ -14,6 +14,7 @@ measured side by side in one run:
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import threading
@@ -32,7 +33,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def trial(lab: Lab, monitor: JobMonitor, name: str) -> float:
+def trial(lab: Lab, monitor: JobMonitor, name: str, idle: float) -> float:
     dom = lab.domain(name, [DiskSpec("vda", lab.image(f"{name}-a", 64, 32))])
     seen = threading.Event()
     stamp: list[float] = []
@@ -43,7 +44,8 @@ def trial(lab: Lab, monitor: JobMonitor, name: str) -> float:
             seen.set()
 
     unsub = monitor.subscribe(on)
-    time.sleep(1.0)  # the domain is known and idle before the job starts
+    # Known and idle before the job starts, at a random phase of the polling cycle.
+    time.sleep(1.0 + random.uniform(0.0, idle))
     lab.start_copy(dom, "vda", bandwidth=1 * MiB)
     t0 = time.perf_counter()
     ok = seen.wait(15)
@@ -71,7 +73,7 @@ def main() -> None:
             m.wait_ready(20)
         for i in range(args.trials):
             for path in ("events", "polling"):  # interleaved: same machine load for both
-                results[path].append(trial(lab, monitors[path], f"b{i}-{path[0]}"))
+                results[path].append(trial(lab, monitors[path], f"b{i}-{path[0]}", args.idle))
         for m in monitors.values():
             m.stop()
     print(f"discovery latency, {args.trials} trials per path, idle poll every {args.idle} s")

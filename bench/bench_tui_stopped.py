@@ -64,6 +64,25 @@ async def run(lab: Lab, monitor: JobMonitor, n: int, pid: int) -> dict[str, list
     return res
 
 
+async def pilot_floor(n: int) -> list[float]:
+    """The same presses on an empty Textual app: the pilot's own idle waits."""
+    from textual.app import App
+    from textual.widgets import Static
+
+    class Bare(App[None]):
+        BINDINGS = [("e", "flip", ""), ("down", "flip", ""), ("up", "flip", "")]
+
+        def compose(self):  # type: ignore[no-untyped-def]
+            yield Static("x", id="s")
+
+        def action_flip(self) -> None:
+            s = self.query_one("#s", Static)
+            s.update("y" if str(s.content) == "x" else "x")
+
+    async with Bare().run_test(size=(120, 35)) as pilot:
+        return await presses(pilot, n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presses", type=int, default=60)
@@ -80,6 +99,7 @@ def main() -> None:
             res = asyncio.run(run(lab, monitor, args.presses, pid))
         finally:
             monitor.stop()
+    res["bare Textual app"] = asyncio.run(pilot_floor(args.presses))
     print(f"key -> screen, {args.presses} presses each, TUI headless 120x35")
     for name, ms in res.items():
         print(

@@ -2,8 +2,9 @@
 
 A director thread keeps the scene alive: a copy and an active commit that
 reach READY and wait for the operator, a throttled pull, a push backup, a
-live core dump of a guest whose RAM is full of data, and (as root) a copy
-that fails on a full filesystem. A job that ended is started again after a
+save/restore cycle of a guest whose RAM is full of data, a copy that fails on
+a full filesystem, and a live migration between two private libvirtd hosts
+(back and forth) of a guest that keeps memory dirty. A job that ended is started again after a
 pause, so the operator sees its final state first. Quitting destroys every
 domain and removes the lab directory.
 """
@@ -35,6 +36,7 @@ class Director:
         self._ended: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="demo director", daemon=True)
         self.notes: list[str] = []
+        self.hosts: object | None = None
 
     def build(self) -> None:
         lab = self.lab
@@ -58,6 +60,26 @@ class Director:
         self._save = lab.start_save(self.batch, lab.root / "batch1.save")
         if self.fail_demo:
             self._fail_copy()
+
+    def add_migration(self, hosts: object) -> None:
+        """A guest that keeps 32 MiB dirty, migrated between two hosts and back."""
+        self.hosts = hosts
+        self.mover = hosts.filled_guest("mover1", 256, dirty_mib=32, rate_mib=8)  # type: ignore[attr-defined]
+        self._migration = hosts.start_migration(self.mover, bandwidth_mib=24)  # type: ignore[attr-defined]
+        self._on_b = True
+
+    def _migrate_back_and_forth(self) -> None:
+        hosts = self.hosts
+        if self._on_b:
+            dom = hosts.domain_b("mover1")  # type: ignore[attr-defined]
+            dest = hosts.a.uri  # type: ignore[attr-defined]
+        else:
+            dom = hosts.conn_a.lookupByName("mover1")  # type: ignore[attr-defined]
+            dest = hosts.b.uri  # type: ignore[attr-defined]
+        if dom is None or not dom.isActive():
+            return
+        self._migration = hosts.start_migration(dom, dest, bandwidth_mib=24)  # type: ignore[attr-defined]
+        self._on_b = not self._on_b
 
     def start(self) -> None:
         self._thread.start()
@@ -98,6 +120,14 @@ class Director:
         if self.fail_demo:
             steps.append(
                 ("flaky1 copy", lambda: self._block_busy(self.flaky, "vda"), self._fail_copy)
+            )
+        if self.hosts is not None:
+            steps.append(
+                (
+                    "mover1 migration",
+                    lambda: not self._migration.done.is_set(),
+                    self._migrate_back_and_forth,
+                )
             )
         while not self._stop.wait(1.0):
             for name, busy, restart in steps:
@@ -161,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
     p.add_argument("-r", "--readonly", action="store_true", help="watch only: no control keys")
     p.add_argument(
+        "--no-migration",
+        action="store_true",
+        help="skip the two private libvirtd hosts and their live migration",
+    )
+    p.add_argument(
         "--allow-qemu-monitor",
         action="store_true",
         help="allow pause/resume through QEMU's monitor (taints the demo's domains)",
@@ -199,11 +234,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jobtui: {err}", file=sys.stderr)
         return 1
     director = Director(lab, fail_demo=True)
+    hosts = None
     try:
         director.build()
+        uris = [lab.uri]
+        if not args.no_migration:
+            from jobtui.lab.hosts import TwoHosts
+
+            hosts = TwoHosts().start()
+            director.add_migration(hosts)
+            uris += [hosts.a.uri, hosts.b.uri]
         director.start()
         opts = Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
-        monitor = JobMonitor([lab.uri], options=opts, history=_demo_history(lab.root))
+        monitor = JobMonitor(uris, options=opts, history=_demo_history(lab.root))
         deadline = time.monotonic() + args.duration if args.duration else 0.0
         if args.no_tui:
             monitor.start()
@@ -225,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         print("jobtui demo: removing the lab...", file=sys.stderr, flush=True)
         director.stop()
+        if hosts is not None:
+            hosts.close()
         lab.close()
     return 0
 

@@ -8,7 +8,8 @@ Threads:
   events into JOB_STATE events for subscribers and schedules the polls.
 
 Polling follows the jobs: a domain with an active job is sampled about once
-a second (faster for the job on screen), an idle one every `idle_interval`.
+a second (faster for the job on screen), an idle one every `idle_interval`
+(`idle_interval_events`, 5x longer by default, where QEMU's job events are on).
 On read-write connections QEMU's job events make a new job appear within tens
 of milliseconds; polling remains the fallback and the check.
 """
@@ -16,6 +17,7 @@ of milliseconds; polling remains the fallback and the check.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -46,6 +48,7 @@ from jobtui.model import (
 from jobtui.support import Options, refusal
 
 Subscriber = Callable[[EngineEvent], None]
+log = logging.getLogger("jobtui.engine")
 
 # libvirt error codes that mean the connection itself is gone.
 _CONN_ERRORS = {
@@ -114,6 +117,7 @@ class JobMonitor:
         options: Options | None = None,
         history: Any = None,
         idle_interval: float = 2.0,
+        idle_interval_events: float | None = None,
         active_interval: float = 1.0,
         focus_interval: float = 0.25,
         stuck_after: float = 3.0,
@@ -131,12 +135,18 @@ class JobMonitor:
             raise ValueError("at least one libvirt URI is needed")
         self.options = options or Options()
         self.idle_interval = idle_interval
+        # Where QEMU's job events announce new jobs, idle domains need polling only
+        # as the check: the cost then follows the active jobs, not every disk.
+        self.idle_interval_events = (
+            idle_interval_events if idle_interval_events is not None else 5 * idle_interval
+        )
         self.active_interval = active_interval
         self.focus_interval = focus_interval
         self.stuck_after = stuck_after
         self.host_stuck_after = host_stuck_after
         self.control_timeout = control_timeout
         self.history = history
+        self.errors: list[str] = []  # the last internal errors (logged), for tests and --debug
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._reg = Registry(stall_after=stall_after, stall_passes=stall_passes)
         self._lock = threading.RLock()  # guards the snapshots readers see
@@ -355,7 +365,7 @@ class JobMonitor:
                 return
             with self._lock:
                 if item is not ...:
-                    self._handle(item)
+                    self._safe(self._handle, item)
                     # Drain what else is waiting: one pass, one batch of emissions.
                     for _ in range(500):
                         try:
@@ -364,17 +374,25 @@ class JobMonitor:
                             break
                         if more is None:
                             return
-                        self._handle(more)
-                now = time.time()
-                self._reg.tick(now)
-                self._watchdog()
-                self._schedule(time.monotonic())
+                        self._safe(self._handle, more)
+                self._safe(self._reg.tick, time.time())
+                self._safe(self._watchdog)
+                self._safe(self._schedule, time.monotonic())
                 out, finished = self._reg.drain()
             for job in finished:
                 if self.history is not None and job.type.value != "blockdev-create":
                     with contextlib.suppress(Exception):
                         self.history.record(job)
             self._emit(out)
+
+    def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """A bug on one event must not stop the engine: log it, count it, go on."""
+        try:
+            fn(*args)
+        except Exception as err:  # noqa: BLE001
+            self.errors.append(f"{type(err).__name__}: {err}")
+            del self.errors[:-20]
+            log.exception("jobtui engine: %s failed on %r", getattr(fn, "__name__", fn), args)
 
     def _handle(self, item: Any) -> None:
         if isinstance(item, LibvirtEvent):
@@ -527,7 +545,11 @@ class JobMonitor:
         elif tracks:
             interval = self.active_interval
         else:
-            interval = self.idle_interval
+            interval = (
+                self.idle_interval_events
+                if slot.host in self._reg.qemu_event_hosts
+                else self.idle_interval
+            )
         slot.next_due = mono + interval
         slot.idle_polls = 0 if tracks else slot.idle_polls + 1
         read_xml = d is None or d.xml_dirty or slot.idle_polls % 15 == 1
