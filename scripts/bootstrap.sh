@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-          qemu-utils libvirt-dev pkg-config tmux gcc binutils make util-linux procps)
+          qemu-utils libvirt-dev pkg-config tmux gcc binutils make util-linux procps
+          python3-venv python3-dev)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do

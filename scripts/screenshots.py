@@ -20,6 +20,7 @@ from jobtui.demo import Director  # noqa: E402
 from jobtui.engine.history import History  # noqa: E402
 from jobtui.engine.monitor import JobMonitor  # noqa: E402
 from jobtui.lab import Lab  # noqa: E402
+from jobtui.lab.hosts import TwoHosts  # noqa: E402
 from jobtui.model import JobState  # noqa: E402
 from jobtui.tui.app import JobTUI  # noqa: E402
 
@@ -60,15 +61,28 @@ async def shoot(lab: Lab, monitor: JobMonitor) -> None:
         await pilot.press("e", "question_mark")
         await pilot.pause(0.5)
         app.save_screenshot(str(OUT / "help.svg"))
+        await pilot.press("escape")
+
+        def migrating() -> bool:
+            job = monitor.find("mover1", "migration-out")
+            return job is not None and job.state is JobState.RUNNING and (job.progress or 0) > 0.3
+
+        await wait_for(pilot, migrating, 120)
+        await pilot.press("escape", "slash", *"migration-out", "enter")
+        await pilot.pause(1.5)
+        app.save_screenshot(str(OUT / "migration.svg"))
 
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    with Lab(prefix="jobtui-shots-", save_image_format="gzip") as lab:
+    with Lab(prefix="jobtui-shots-", save_image_format="gzip") as lab, TwoHosts() as hosts:
         director = Director(lab, fail_demo=True)
         director.build()
+        director.add_migration(hosts)
         director.start()
-        monitor = JobMonitor([lab.uri], history=History(lab.root / "history.sqlite3"))
+        monitor = JobMonitor(
+            [lab.uri, hosts.a.uri, hosts.b.uri], history=History(lab.root / "history.sqlite3")
+        )
         monitor.start()
         try:
             asyncio.run(shoot(lab, monitor))
