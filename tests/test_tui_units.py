@@ -265,3 +265,14 @@ def test_recorded_many_is_a_load_test_fixture():
     jobs = src.jobs()
     assert len(jobs) == 500 and len({j.key for j in jobs}) == 500
     assert all(j.state is JobState.RUNNING for j in jobs)
+
+
+def test_short_host_tells_local_daemons_apart() -> None:
+    from jobtui.tui.format import short_host
+
+    a = short_host("qemu+unix:///system?socket=/tmp/jth-1/hosta/sock/libvirt-sock")
+    b = short_host("qemu+unix:///system?socket=/tmp/jth-1/hostb/sock/libvirt-sock")
+    assert (a, b) == ("system@hosta", "system@hostb")
+    assert short_host("qemu:///embed?root=/tmp/lab1") == "embed:lab1"
+    assert short_host("qemu+ssh://root@kvm1.lab/system") == "kvm1.lab"
+    assert short_host("qemu:///system") == "qemu:///system"

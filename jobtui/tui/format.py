@@ -7,6 +7,8 @@ is pure so table cells can be compared and only changed cells repainted.
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
+from urllib.parse import parse_qs, urlsplit
 
 DASH = "—"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -57,14 +59,31 @@ def progress_bar(fraction: float | None, width: int = 10) -> str:
 
 
 def short_host(uri: str, hostname: str = "") -> str:
-    """`qemu+ssh://kvm1.lab/system` → `kvm1.lab`; a local URI keeps its driver path."""
+    """A host as a person tells hosts apart, short enough for a tree.
+
+    `qemu+ssh://kvm1.lab/system` → `kvm1.lab`; `qemu:///system` stays as it is;
+    a private daemon's socket (`qemu+unix:///system?socket=/…/hosta/sock/libvirt-sock`)
+    → `system@hosta`; an embedded root (`qemu:///embed?root=/tmp/lab1`) → `embed:lab1`.
+    """
     if hostname:
         return hostname
-    m = re.match(r"^[\w+]+://([^/?]*)(/[^?]*)?", uri)
-    if not m:
-        return uri
-    netloc = m.group(1).rsplit("@", 1)[-1]
-    return netloc or uri
+    parts = urlsplit(uri)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if netloc:
+        return netloc
+    query = parse_qs(parts.query)
+    driver = parts.path.strip("/") or parts.scheme
+    if "root" in query:
+        return f"{driver}:{PurePosixPath(query['root'][0]).name}"
+    if "socket" in query:
+        dirs = [d for d in PurePosixPath(query["socket"][0]).parent.parts if d != "/"]
+        # The directory that names the daemon, above generic ones like sock/run/libvirt.
+        named = [d for d in dirs if d not in _GENERIC_DIRS]
+        return f"{driver}@{named[-1]}" if named else uri
+    return uri
+
+
+_GENERIC_DIRS = frozenset({"sock", "run", "libvirt", "var", "tmp", "socket"})
 
 
 # virsh's scaled integers: K/KiB are 1024, KB is 1000 (virScaleInteger).
