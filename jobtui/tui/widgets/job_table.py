@@ -48,13 +48,33 @@ DROP_ORDER = ("type", "elapsed", "bandwidth")
 _SCROLLBAR = 2
 
 
+def transfer_rate(job: Job) -> float | None:
+    """What a migration sends per second, as libvirt measures it (memory + disks).
+
+    Its progress (total − remaining) moves slower, or backwards, while the guest
+    dirties memory: the table shows what is sent, the ETA what is gained.
+    """
+    if not job.type.is_migration:
+        return None
+    parts = [job.stats.get(k) for k in ("memory_bps", "disk_bps")]
+    nums = [float(v) for v in parts if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(nums) if nums else None
+
+
 def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) -> Cells:
     style = pal.state[job.state]
     active = job.state.active
+    transfer = transfer_rate(job)
+    if transfer is not None and rate is not None:
+        # Net progress can never beat what is sent; a new pass's jump would say so.
+        rate = min(rate, transfer)
+    shown = transfer if transfer is not None else rate
     if job.stalled and active:
         rate_cell: Cell = Text("stalled", style=pal.warn)
+    elif job.state is JobState.READY:
+        rate_cell = DASH  # synchronised: only the guest's new writes move now
     else:
-        rate_cell = human_rate(rate) if active and rate is not None else DASH
+        rate_cell = human_rate(shown) if active and shown is not None else DASH
     if job.state is JobState.READY:
         eta_cell = "ready"
     else:
