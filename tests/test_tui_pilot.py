@@ -25,7 +25,7 @@ from jobtui.tui.widgets.domain_tree import DomainRef, DomainTree, HostRef, JobRe
 from jobtui.tui.widgets.event_log import EventLog
 from jobtui.tui.widgets.job_table import JobTable
 
-CONTROL_ACTIONS = ("abort", "finalize", "pause_resume", "dismiss", "bandwidth")
+CONTROL_ACTIONS = ("abort", "finalize", "pause_resume", "dismiss", "bandwidth", "postcopy")
 
 
 def make_app(source: RecordedSource, **kw) -> JobTUI:
@@ -522,3 +522,21 @@ def test_run_tui_starts_the_source_runs_the_app_then_stops_it(monkeypatch):
         app_module.run_tui(src)
     assert seen["started"] is True and src.started is False
     assert seen["keymap"].name == "keymap.toml"
+
+
+async def test_c_asks_then_switches_a_migration_to_postcopy() -> None:
+    src = recorded.busy()
+    mig = key_of(src, "migration-out")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, mig)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "no longer be aborted" in str(app.screen.query_one("#consequence", Label).render())
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert src.calls == []
+        await pilot.press("c", "y")
+        await settle(app, pilot)
+        assert src.calls == [ControlCall(mig, ControlOp.POSTCOPY, {})]

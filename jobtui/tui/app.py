@@ -62,6 +62,7 @@ _CONTROL_ACTIONS: dict[str, ControlOp | None] = {
     "pause_resume": None,
     "dismiss": ControlOp.DISMISS,
     "bandwidth": ControlOp.SET_SPEED,
+    "postcopy": ControlOp.POSTCOPY,
 }
 
 
@@ -480,6 +481,10 @@ class JobTUI(App[None]):
 
     def action_dismiss(self) -> None:
         self._confirm(ControlOp.DISMISS)
+
+    def action_postcopy(self) -> None:
+        # Not destructive, but there is no way back: asked like one.
+        self._confirm(ControlOp.POSTCOPY)
 
     def action_pause_resume(self) -> None:
         job = self.selected_job

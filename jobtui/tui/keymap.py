@@ -27,6 +27,7 @@ BINDINGS: list[Binding] = [
     Binding("p", "pause_resume", "Pause/Resume", id="pause"),
     Binding("d", "dismiss", "Dismiss", id="dismiss"),
     Binding("b", "bandwidth", "Bandwidth", id="bandwidth"),
+    Binding("c", "postcopy", "Post-copy", id="postcopy"),
     Binding("x", "toggle_xml", "XML", id="xml"),
     Binding("e", "toggle_log", "Events", id="events"),
     Binding("h", "toggle_finished", "Show/hide finished", id="finished", show=False),
@@ -40,7 +41,8 @@ BINDINGS: list[Binding] = [
     Binding("ctrl+c", "quit", "Quit", id="quit-interrupt", show=False, priority=True),
 ]
 
-DESTRUCTIVE_IDS = frozenset({"abort", "finalize", "dismiss"})
+# Post-copy cannot be undone: it is kept off modifier chords like the destructive ones.
+DESTRUCTIVE_IDS = frozenset({"abort", "finalize", "dismiss", "postcopy"})
 _IDS = frozenset(b.id for b in BINDINGS if b.id)
 _CHORDS = ("ctrl+", "alt+", "meta+", "super+", "hyper+")
 

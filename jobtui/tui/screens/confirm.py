@@ -19,6 +19,7 @@ _VERB = {
     ControlOp.ABORT: "Abort",
     ControlOp.FINALIZE: "Finalize",
     ControlOp.DISMISS: "Dismiss",
+    ControlOp.POSTCOPY: "Switch to post-copy:",
 }
 
 
@@ -31,6 +32,11 @@ def consequence(job: Job, op: ControlOp) -> str:
     dom, typ = job.domain, job.type
     dest = job.config.get("destination")
     at = f" at {dest}" if dest else ""
+    if op is ControlOp.POSTCOPY:
+        return (
+            f"{dom} then runs on the destination and pulls its memory from here; "
+            "the migration can no longer be aborted."
+        )
     if op is ControlOp.DISMISS:
         return "Only jobtui's record and final stats go; nothing changes on the host."
     if op is ControlOp.FINALIZE:
