@@ -292,3 +292,13 @@ def test_migration_rate_is_what_is_sent_and_ready_has_none() -> None:
     ready = mig.evolve(type=JobType.BLOCK_COPY, state=JobState.READY, stats=FrozenMap())
     cells = row_cells(ready, 2.0, 1.0)
     assert str(cells["rate"]) == "—" and cells["eta"] == "ready"
+
+
+def test_filter_words_narrow_together() -> None:
+    from jobtui.model import Job, JobKey, JobState, JobType
+    from jobtui.tui.store import matches
+
+    job = Job(JobKey("qemu:///system", "u", "copy-vda", 0.0), "web1", JobType.BLOCK_COPY,
+              JobState.READY)  # fmt: skip
+    assert matches(job, "web1 copy") and matches(job, "READY") and matches(job, "")
+    assert not matches(job, "web1 pull") and not matches(job, "db1 copy")

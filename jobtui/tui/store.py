@@ -104,14 +104,13 @@ ALL = Scope()
 
 
 def matches(job: Job, text: str) -> bool:
-    """The `/` filter: a case-insensitive substring of domain, job, type, state or host."""
-    if not text:
+    """The `/` filter: every word is a case-insensitive substring of the domain, job,
+    type, state or host (`web1 copy` narrows to web1's copies)."""
+    words = text.lower().split()
+    if not words:
         return True
-    needle = text.lower()
-    return any(
-        needle in hay.lower()
-        for hay in (job.domain, job.name, job.type.value, job.state.value, job.host)
-    )
+    hays = [h.lower() for h in (job.domain, job.name, job.type.value, job.state.value, job.host)]
+    return all(any(w in hay for hay in hays) for w in words)
 
 
 def sort_key(job: Job) -> tuple[bool, str, str, float]:
