@@ -46,7 +46,7 @@ def _fields(
         ("state", state),
         ("type", job.type.value),
         ("progress", progress),
-        ("rate", human_rate(rate) if active else DASH),
+        ("rate", _rate_text(job, rate) if active else DASH),
         ("ETA", "ready" if job.state is JobState.READY else human_duration(eta(job, rate))),
         ("elapsed", human_duration((job.finished or now) - job.started)),
         ("bandwidth", human_rate(job.bandwidth) if job.bandwidth else "unlimited or unknown"),
@@ -163,3 +163,13 @@ class DetailPane(VerticalScroll):
             xml.update(Text(text, style=palette(self.app.no_color).alert))
         else:
             xml.update(Syntax(text.rstrip(), "xml", theme="ansi_dark", word_wrap=True))
+
+
+def _rate_text(job: Job, rate: float | None) -> str:
+    """As in the table: what a migration sends; nothing for a synchronised mirror."""
+    from jobtui.tui.widgets.job_table import transfer_rate
+
+    if job.state is JobState.READY:
+        return DASH
+    transfer = transfer_rate(job)
+    return human_rate(transfer if transfer is not None else rate)
