@@ -148,8 +148,9 @@ class JobTable(DataTable[Cell]):
         visible = set(visible)
         selected, index = self.selected_key, self.cursor_row
         touched: set[JobKey] = set()
-        resort = False
+        resort = removed = False
         for key in [k for k in self._cells if k not in visible]:
+            removed = True
             self.remove_row(str(key))
             del self._cells[key]
             del self._by_row[str(key)]
@@ -174,7 +175,9 @@ class JobTable(DataTable[Cell]):
             touched.add(key)
         if resort:
             self.sort("state", "domain", "job", key=_order)
-            # New rows may bring a longer domain or job name.
+        if resort or removed:
+            # Rows that came or went change the widest name: what fits depends on the
+            # rows shown now, not on those there when the terminal was last resized.
             self.fit(self.size.width)
         self._restore_cursor(selected, index)
         return touched
