@@ -315,6 +315,10 @@ class JobMonitor:
                 args["bandwidth"] = ctl.parse_bandwidth(args.get("bandwidth", ""))
             except ValueError as err:
                 raise JobControlError(str(err)) from None
+        if op is ControlOp.ABORT:
+            # Noted before the call: the job's end (an event) can reach the dispatcher
+            # before this thread returns, and must be read as the abort we asked for.
+            self._on_dispatcher(lambda: self._reg.note_abort(key, True))
         fut = slot.worker.submit(lambda: ctl.execute(slot.dom, job, op, args))
         try:
             msg = fut.result(timeout=self.control_timeout)
@@ -322,15 +326,30 @@ class JobMonitor:
             # libvirt's refusal is the only sign: remember it, stop offering postcopy.
             self._q.put(_Call(lambda: self._reg.note_postcopy(key, "no")))
             raise
+        except JobControlError:
+            if op is ControlOp.ABORT:
+                self._q.put(_Call(lambda: self._reg.note_abort(key, False)))
+            raise
         except TimeoutError:
             raise JobControlError(
                 f"libvirt did not answer within {self.control_timeout:.0f} s; "
                 f"the {op} may still happen"
             ) from None
-        if op is ControlOp.ABORT:
-            self._q.put(_Call(lambda: self._reg.note_abort(key)))
         self._q.put(_Call(lambda: self._reg.poke.add((key.host, key.domain_uuid))))
         return msg
+
+    def _on_dispatcher(self, fn: Callable[[], Any], timeout: float = 2.0) -> None:
+        """Run `fn` on the dispatcher thread and wait (bounded) until it ran."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        self._q.put(_Call(run))
+        done.wait(timeout)
 
     def _dismiss(self, job: Job) -> str:
         def drop() -> None:

@@ -1037,10 +1037,10 @@ class Registry:
                 t.state_before_pause = t.job.state
                 self._set_state(t, JobState.PAUSED, now)
 
-    def note_abort(self, key: JobKey) -> None:
+    def note_abort(self, key: JobKey, requested: bool = True) -> None:
         t = self.active.get((key.host, key.domain_uuid, key.name))
         if t is not None:
-            t.abort_requested = True
+            t.abort_requested = requested
             self.poke.add((key.host, key.domain_uuid))
 
     def note_postcopy(self, key: JobKey, value: str) -> None:
