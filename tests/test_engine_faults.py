@@ -156,7 +156,8 @@ def test_polling_alone_finds_jobs_on_read_only_connection(lab: Lab, domname: str
         t0 = time.time()
         lab.start_copy(dom, "vda", bandwidth=2 * MiB)
         job = stream.wait_state(domname, "copy-vda", JobState.RUNNING, 5)
-        assert job.started - t0 < 1.0 + 0.5  # within one idle polling interval
+        # Within one idle polling interval (1 s), plus slack for a loaded 2-core machine.
+        assert job.started - t0 < 1.0 + 1.0
         with pytest.raises(JobControlError, match="read-only"):
             m.control(job.key, ControlOp.ABORT)
         assert dom.blockJobInfo("vda", 0)  # still running
