@@ -540,3 +540,18 @@ async def test_c_asks_then_switches_a_migration_to_postcopy() -> None:
         await pilot.press("c", "y")
         await settle(app, pilot)
         assert src.calls == [ControlCall(mig, ControlOp.POSTCOPY, {})]
+
+
+async def test_a_stray_print_does_not_take_the_ui_down():
+    # Textual captures prints while an app runs and calls App._flush(stderr=...) on a
+    # flush (logging flushes): an app method of that name once broke this.
+    import sys
+
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(app, pilot)
+        print("something a library printed", file=sys.stderr, flush=True)
+        print("and to stdout", flush=True)
+        await pilot.pause(0.5)
+        assert app.is_running

@@ -140,7 +140,7 @@ class JobTUI(App[None]):
 
     def flush_updates(self) -> None:
         """Apply pending engine events now instead of at the next tick."""
-        self._flush()
+        self._apply_batch()
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class JobTUI(App[None]):
             for problem in problems:
                 self.notify(problem, title="keymap", severity="warning", timeout=10)
         self._unsubscribe = self.source.subscribe(self._hand_off)
-        self.set_interval(self._flush_interval, self._flush)
+        self.set_interval(self._flush_interval, self._apply_batch)
         self._apply_width(self.size.width)
         self._load(self._store.seq)
 
@@ -227,7 +227,7 @@ class JobTUI(App[None]):
                 since_seq=message.since_seq,
             )
         self._view_dirty = True
-        self._flush()
+        self._apply_batch()
         self._loaded.set()
 
     # --- the one repaint per tick --------------------------------------------------------
@@ -239,7 +239,15 @@ class JobTUI(App[None]):
             and matches(job, self._filter)
         )
 
-    def _flush(self) -> None:
+    def _apply_batch(self) -> None:
+        try:
+            self._apply_batch_now()
+        except NoMatches:
+            # The timer fired while the screen is being torn down (quitting): the
+            # widgets are gone and nothing is left to update.
+            return
+
+    def _apply_batch_now(self) -> None:
         started = time.perf_counter()
         changes = self._store.take()
         now = self._clock()
@@ -393,7 +401,7 @@ class JobTUI(App[None]):
         if scope != self._scope or self._pending_select is not None:
             self._scope = scope
             self._view_dirty = True
-            self._flush()
+            self._apply_batch()
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         self.query_one(JobTable).focus()
@@ -402,7 +410,7 @@ class JobTUI(App[None]):
     def _filter_changed(self, event: Input.Changed) -> None:
         self._filter = event.value.strip()
         self._view_dirty = True
-        self._flush()
+        self._apply_batch()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -468,7 +476,7 @@ class JobTUI(App[None]):
             inp.display = False
             self._filter = ""
             self._view_dirty = True
-            self._flush()
+            self._apply_batch()
             self.query_one(JobTable).focus()
         elif self._xml_mode:
             self.action_toggle_xml()
@@ -517,7 +525,7 @@ class JobTUI(App[None]):
     def action_toggle_finished(self) -> None:
         self._show_finished = not self._show_finished
         self._view_dirty = True
-        self._flush()
+        self._apply_batch()
 
     def action_toggle_tree(self) -> None:
         tree = self.query_one(DomainTree)
