@@ -13,3 +13,9 @@ _os.environ.setdefault(
     "LIBVIRT_LOG_OUTPUTS",
     f"3:file:{_os.path.join(_tempfile.gettempdir(), f'jobtui-libvirt-{_os.getuid()}.log')}",
 )
+
+# A library: its logs go where the program says. The CLI and the TUI send them to a
+# file; without that they are dropped rather than printed over a terminal UI.
+import logging as _logging  # noqa: E402
+
+_logging.getLogger("jobtui").addHandler(_logging.NullHandler())

@@ -45,8 +45,27 @@ def _debug() -> bool:
     return os.environ.get("JOBTUI_DEBUG", "") not in ("", "0")
 
 
+def _log_to_file() -> None:
+    """Engine warnings go to a file beside libvirt's own log, never to the terminal."""
+    import logging
+    import tempfile
+
+    path = os.environ.get(
+        "JOBTUI_LOG", os.path.join(tempfile.gettempdir(), f"jobtui-{os.getuid()}.log")
+    )
+    try:
+        handler: logging.Handler = logging.FileHandler(path)
+    except OSError:
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("jobtui")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _log_to_file()
     try:
         if argv[:1] == ["demo"]:
             # The demo has its own options; it gets them untouched.
