@@ -409,9 +409,11 @@ class JobMonitor:
         try:
             fn(*args)
         except Exception as err:  # noqa: BLE001
-            self.errors.append(f"{type(err).__name__}: {err}")
+            line = f"{type(err).__name__}: {err}"
+            if line not in self.errors:  # once per distinct error: a tick runs 20 times a second
+                log.exception("jobtui engine: %s failed on %r", getattr(fn, "__name__", fn), args)
+            self.errors.append(line)
             del self.errors[:-20]
-            log.exception("jobtui engine: %s failed on %r", getattr(fn, "__name__", fn), args)
 
     def _handle(self, item: Any) -> None:
         if isinstance(item, LibvirtEvent):
