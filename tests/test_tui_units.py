@@ -22,10 +22,11 @@ from jobtui.model import (
 )
 from jobtui.recorded import ControlCall, MiB
 from jobtui.support import refusal
-from jobtui.tui.format import human_bytes, human_duration, parse_bandwidth, progress_bar
+from jobtui.tui.format import human_bytes, human_duration, progress_bar
 from jobtui.tui.keymap import load_keymap
 from jobtui.tui.screens.confirm import consequence, question
 from jobtui.tui.store import JobStore, RateTrack
+from jobtui.units import parse_bandwidth
 
 
 def job_named(source: recorded.RecordedSource, name: str):

@@ -30,7 +30,7 @@ def default_uris() -> list[str]:
 
 def _bandwidth(text: str) -> int:
     # Parsed here, so a typo is a usage error before any connection is opened.
-    from jobtui.engine.control import parse_bandwidth
+    from jobtui.units import parse_bandwidth
 
     try:
         return parse_bandwidth(text)

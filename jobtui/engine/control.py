@@ -8,13 +8,13 @@ refuses comes back as `JobControlError` with libvirt's words.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import libvirt
 
 from jobtui.engine.connection import libvirt_reason
 from jobtui.model import ControlOp, Job, JobControlError, JobState, JobType
+from jobtui.units import parse_bandwidth
 
 MiB = 1024 * 1024
 
@@ -22,37 +22,6 @@ MiB = 1024 * 1024
 class PostcopyNotAllowed(JobControlError):
     """libvirt refused post-copy because the migration was not started allowing it:
     the only way to learn that in libvirt 9.0, so the engine remembers it."""
-
-
-def parse_bandwidth(text: str | int) -> int:
-    """'32M', '32MiB/s', '1.5G', '1048576', '0' -> bytes/s. Raises ValueError."""
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError("bandwidth cannot be negative")
-        return text
-    s = text.strip().lower().replace(" ", "")
-    for suffix in ("/s", "ps", "bytes", "b"):
-        if s.endswith(suffix) and len(s) > len(suffix):
-            s = s[: -len(suffix)]
-    mult = 1
-    for units, m in (
-        (("kib", "ki", "k"), 1024),
-        (("mib", "mi", "m"), MiB),
-        (("gib", "gi", "g"), 1024 * MiB),
-    ):
-        for u in units:
-            if s.endswith(u):
-                s, mult = s[: -len(u)], m
-                break
-        if mult != 1:
-            break
-    try:
-        value = float(s)
-    except ValueError:
-        raise ValueError(f"not a bandwidth: {text!r} (try 32M, 512K or 0 for unlimited)") from None
-    if value < 0 or math.isnan(value) or math.isinf(value):
-        raise ValueError(f"not a bandwidth: {text!r}")
-    return int(value * mult)
 
 
 def _call(what: str, fn: Any, *args: Any) -> Any:

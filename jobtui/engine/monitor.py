@@ -46,6 +46,7 @@ from jobtui.model import (
     JobKey,
 )
 from jobtui.support import Options, refusal
+from jobtui.units import parse_bandwidth
 
 Subscriber = Callable[[EngineEvent], None]
 log = logging.getLogger("jobtui.engine")
@@ -312,7 +313,7 @@ class JobMonitor:
             )
         if op is ControlOp.SET_SPEED:
             try:
-                args["bandwidth"] = ctl.parse_bandwidth(args.get("bandwidth", ""))
+                args["bandwidth"] = parse_bandwidth(args.get("bandwidth", ""))
             except ValueError as err:
                 raise JobControlError(str(err)) from None
         if op is ControlOp.ABORT:
@@ -353,15 +354,13 @@ class JobMonitor:
 
     def _dismiss(self, job: Job) -> str:
         def drop() -> None:
-            with self._lock:
-                self._reg.finished.pop(job.key, None)
-            self._emit([JobDismissed(job.key)])
+            # Emitted with the dispatcher's batch, in order with every other event.
+            self._reg.finished.pop(job.key, None)
+            self._reg.out.append(JobDismissed(job.key))
 
         if self.history is not None:
             self.history.dismiss(job.key)
-        done = threading.Event()
-        self._q.put(_Call(lambda: (drop(), done.set())))
-        done.wait(5)
+        self._on_dispatcher(drop, timeout=5.0)
         return f"dismissed {job.name} on {job.domain}"
 
     # --- the dispatcher --------------------------------------------------------------

@@ -9,7 +9,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from jobtui.model import Job
-from jobtui.tui.format import human_rate, parse_bandwidth
+from jobtui.tui.format import human_rate
+from jobtui.units import parse_bandwidth
 
 
 class BandwidthScreen(ModalScreen[int | None]):
