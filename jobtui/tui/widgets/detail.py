@@ -12,7 +12,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from jobtui.model import Domain, Job, JobState, StatValue
 from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
-from jobtui.tui.store import RateTrack, eta
+from jobtui.tui.store import RateTrack, eta, shown_rate
 from jobtui.tui.styles import Palette, palette
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
@@ -46,7 +46,7 @@ def _fields(
         ("state", state),
         ("type", job.type.value),
         ("progress", progress),
-        ("rate", _rate_text(job, rate) if active else DASH),
+        ("rate", human_rate(shown_rate(job, rate)) if active else DASH),
         ("ETA", "ready" if job.state is JobState.READY else human_duration(eta(job, rate))),
         ("elapsed", human_duration((job.finished or now) - job.started)),
         ("bandwidth", human_rate(job.bandwidth) if job.bandwidth else "unlimited or unknown"),
@@ -163,13 +163,3 @@ class DetailPane(VerticalScroll):
             xml.update(Text(text, style=palette(self.app.no_color).alert))
         else:
             xml.update(Syntax(text.rstrip(), "xml", theme="ansi_dark", word_wrap=True))
-
-
-def _rate_text(job: Job, rate: float | None) -> str:
-    """As in the table: what a migration sends; nothing for a synchronised mirror."""
-    from jobtui.tui.widgets.job_table import transfer_rate
-
-    if job.state is JobState.READY:
-        return DASH
-    transfer = transfer_rate(job)
-    return human_rate(transfer if transfer is not None else rate)

@@ -17,7 +17,7 @@ from textual.widgets import DataTable
 
 from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
-from jobtui.tui.store import eta
+from jobtui.tui.store import eta, shown_rate, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
 
 Cell = Text | str
@@ -48,19 +48,6 @@ DROP_ORDER = ("type", "elapsed", "bandwidth")
 _SCROLLBAR = 2
 
 
-def transfer_rate(job: Job) -> float | None:
-    """What a migration sends per second, as libvirt measures it (memory + disks).
-
-    Its progress (total − remaining) moves slower, or backwards, while the guest
-    dirties memory: the table shows what is sent, the ETA what is gained.
-    """
-    if not job.type.is_migration:
-        return None
-    parts = [job.stats.get(k) for k in ("memory_bps", "disk_bps")]
-    nums = [float(v) for v in parts if isinstance(v, int | float) and not isinstance(v, bool)]
-    return sum(nums) if nums else None
-
-
 def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) -> Cells:
     style = pal.state[job.state]
     active = job.state.active
@@ -68,13 +55,10 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
     if transfer is not None and rate is not None:
         # Net progress can never beat what is sent; a new pass's jump would say so.
         rate = min(rate, transfer)
-    shown = transfer if transfer is not None else rate
     if job.stalled and active:
         rate_cell: Cell = Text("stalled", style=pal.warn)
-    elif job.state is JobState.READY:
-        rate_cell = DASH  # synchronised: only the guest's new writes move now
     else:
-        rate_cell = human_rate(shown) if active and shown is not None else DASH
+        rate_cell = human_rate(shown_rate(job, rate)) if active else DASH
     if job.state is JobState.READY:
         eta_cell = "ready"
     else:
