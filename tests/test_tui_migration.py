@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from labtools import wait_until
 
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab.hosts import TwoHosts
@@ -79,18 +80,12 @@ async def test_b_then_c_steer_a_live_migration(hosts: TwoHosts) -> None:
             await pilot.pause(0.5)
             assert not app.check_action("abort", ())
         mig.wait(120)
-        done = await_until_done(m, job.key)
+        done = wait_until(
+            lambda: (j := m.job(job.key)) is not None and j.state.finished and j,
+            30,
+            "the migration to finish",
+        )
         assert done.state is JobState.COMPLETED
     finally:
         m.stop()
         hosts.remove(name)
-
-
-def await_until_done(m: JobMonitor, key):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        j = m.job(key)
-        if j is not None and j.state.finished:
-            return j
-        time.sleep(0.1)
-    raise AssertionError("the migration never finished")
