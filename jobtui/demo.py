@@ -20,8 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import libvirt
 
 from jobtui.lab import DiskSpec, Lab, LabError, MiB
+
+if TYPE_CHECKING:
+    from jobtui.engine.history import History
+    from jobtui.engine.monitor import JobMonitor
+    from jobtui.lab.hosts import TwoHosts
 
 RESTART_AFTER = 20.0  # seconds a finished job stays visible before the next run
 
@@ -36,7 +44,7 @@ class Director:
         self._ended: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="demo director", daemon=True)
         self.notes: list[str] = []
-        self.hosts: object | None = None
+        self.hosts: TwoHosts | None = None
 
     def build(self) -> None:
         lab = self.lab
@@ -61,24 +69,24 @@ class Director:
         if self.fail_demo:
             self._fail_copy()
 
-    def add_migration(self, hosts: object) -> None:
+    def add_migration(self, hosts: TwoHosts) -> None:
         """A guest that keeps 32 MiB dirty, migrated between two hosts and back."""
         self.hosts = hosts
-        self.mover = hosts.filled_guest("mover1", 256, dirty_mib=32, rate_mib=8)  # type: ignore[attr-defined]
-        self._migration = hosts.start_migration(self.mover, bandwidth_mib=24)  # type: ignore[attr-defined]
+        self.mover = hosts.filled_guest("mover1", 256, dirty_mib=32, rate_mib=8)
+        self._migration = hosts.start_migration(self.mover, bandwidth_mib=24)
         self._on_b = True
 
     def _migrate_back_and_forth(self) -> None:
         hosts = self.hosts
         if self._on_b:
-            dom = hosts.domain_b("mover1")  # type: ignore[attr-defined]
-            dest = hosts.a.uri  # type: ignore[attr-defined]
+            dom = hosts.domain_b("mover1")
+            dest = hosts.a.uri
         else:
-            dom = hosts.conn_a.lookupByName("mover1")  # type: ignore[attr-defined]
-            dest = hosts.b.uri  # type: ignore[attr-defined]
+            dom = hosts.conn_a.lookupByName("mover1")
+            dest = hosts.b.uri
         if dom is None or not dom.isActive():
             return
-        self._migration = hosts.start_migration(dom, dest, bandwidth_mib=24)  # type: ignore[attr-defined]
+        self._migration = hosts.start_migration(dom, dest, bandwidth_mib=24)
         self._on_b = not self._on_b
 
     def start(self) -> None:
@@ -106,8 +114,8 @@ class Director:
         del self._ended[key]
         return True
 
-    def _block_busy(self, dom: object, disk: str) -> bool:
-        return bool(dom.blockJobInfo(disk, 0))  # type: ignore[attr-defined]
+    def _block_busy(self, dom: libvirt.virDomain, disk: str) -> bool:
+        return bool(dom.blockJobInfo(disk, 0))
 
     def _run(self) -> None:
         steps: list[tuple[str, Callable[[], bool], Callable[[], None]]] = [
@@ -140,9 +148,9 @@ class Director:
     def _restart_copy(self) -> None:
         self.lab.start_copy(self.web, "vda", bandwidth=24 * MiB)
 
-    def _snapshot(self, dom: object, disk: str) -> None:
+    def _snapshot(self, dom: libvirt.virDomain, disk: str) -> None:
         """A new external overlay on `disk`, so a pull or commit has a chain again."""
-        name = dom.name()  # type: ignore[attr-defined]
+        name = dom.name()
         overlay = self.lab.images / f"{name}-{disk}-{int(time.time() * 1000)}.qcow2"
         others = "".join(f"<disk name='{d}' snapshot='no'/>" for d in ("vda", "vdb") if d != disk)
         xml = (
@@ -150,9 +158,7 @@ class Director:
             f"<disk name='{disk}' snapshot='external'><source file='{overlay}'/></disk>"
             f"{others}</disks></domainsnapshot>"
         )
-        import libvirt
-
-        dom.snapshotCreateXML(  # type: ignore[attr-defined]
+        dom.snapshotCreateXML(
             xml,
             libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
             | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA,
@@ -203,10 +209,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_loop(monitor: object, deadline: float) -> None:
+def _print_loop(monitor: JobMonitor, deadline: float) -> None:
     while not deadline or time.monotonic() < deadline:
         stamp = time.strftime("%H:%M:%S")
-        for job in monitor.jobs(include_finished=False):  # type: ignore[attr-defined]
+        for job in monitor.jobs(include_finished=False):
             pct = "" if job.progress is None else f" {job.progress * 100:5.1f} %"
             print(f"{stamp} {job.domain:8} {job.name:12} {job.state:10}{pct}", flush=True)
         time.sleep(1.0)
@@ -274,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _demo_history(root: Path) -> object:
+def _demo_history(root: Path) -> History:
     from jobtui.engine.history import History
 
     # The demo's finished jobs are the demo's: keep them out of the user's history.
