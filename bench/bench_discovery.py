@@ -23,14 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchstats import summary_line  # noqa: E402
+
 from jobtui.engine.monitor import JobMonitor  # noqa: E402
 from jobtui.lab import DiskSpec, Lab, MiB  # noqa: E402
 from jobtui.model import JobStateChanged  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def trial(lab: Lab, monitor: JobMonitor, name: str, idle: float) -> float:
@@ -79,10 +76,7 @@ def main() -> None:
     print(f"discovery latency, {args.trials} trials per path, idle poll every {args.idle} s")
     for path, xs in results.items():
         ms = [x * 1000 for x in xs]
-        print(
-            f"  {path:8} median {statistics.median(ms):7.1f} ms   p90 {pct(ms, 0.9):7.1f} ms"
-            f"   max {max(ms):7.1f} ms"
-        )
+        print(summary_line(path, ms, width=8, q=0.9))
     ratio = statistics.median(results["polling"]) / statistics.median(results["events"])
     print(f"  polling / events median ratio: {ratio:.1f}x")
 

@@ -23,14 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchstats import summary_line  # noqa: E402
+
 from jobtui.engine.monitor import JobMonitor  # noqa: E402
 from jobtui.lab import DiskSpec, Lab, MiB  # noqa: E402
 from jobtui.tui.app import JobTUI  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def presses(pilot: object, n: int) -> list[float]:
@@ -102,10 +99,7 @@ def main() -> None:
     res["bare Textual app"] = asyncio.run(pilot_floor(args.presses))
     print(f"key -> screen, {args.presses} presses each, TUI headless 120x35")
     for name, ms in res.items():
-        print(
-            f"  {name:16} median {statistics.median(ms):6.1f} ms   p99 {pct(ms, 0.99):6.1f} ms"
-            f"   max {max(ms):6.1f} ms"
-        )
+        print(summary_line(name, ms, width=16, q=0.99))
     ratio = statistics.median(res["one QEMU stopped"]) / statistics.median(res["healthy"])
     print(f"  stopped / healthy median ratio: {ratio:.2f}")
 
