@@ -132,6 +132,11 @@ class FrozenMap(Mapping[str, Any]):
         return f"FrozenMap({self._dict!r})"
 
 
+# Two sightings of one job name on one domain that ended this close together are
+# one run: seen by two processes, or told twice (a poll, then the end event).
+SAME_RUN_SECONDS = 3.0
+
+
 @dataclass(frozen=True, order=True)
 class JobKey:
     """Identity of one job run: a second `copy-vda` later is a different job."""

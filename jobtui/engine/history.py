@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from jobtui import jobxml
-from jobtui.model import Job, JobKey
+from jobtui.model import SAME_RUN_SECONDS, Job, JobKey
 
 _T = TypeVar("_T")
 
@@ -33,9 +33,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     xml      TEXT NOT NULL
 );
 """
-# Two records of one job name on one domain that finished this close together
-# are the same run seen by two processes.
-SAME_RUN_SECONDS = 3.0
 # SQLite's primary result codes for "this file is not a (sound) database".
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26

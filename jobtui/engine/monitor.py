@@ -34,6 +34,7 @@ from jobtui.engine.registry import Registry
 from jobtui.engine.sample import CallCounter, DomainSample, sample_domain
 from jobtui.engine.worker import DomainWorker
 from jobtui.model import (
+    SAME_RUN_SECONDS,
     ControlOp,
     Domain,
     EngineEvent,
@@ -612,8 +613,6 @@ def _alive(conn: libvirt.virConnect) -> bool:
 def _one_per_run(jobs: Any) -> list[Job]:
     """Finished jobs, without the copies of one run that another jobtui process
     recorded under its own first-sighting time (same name, same end)."""
-    from jobtui.engine.history import SAME_RUN_SECONDS
-
     kept: dict[tuple[str, str, str], list[Job]] = {}
     for job in sorted(jobs, key=lambda j: j.started):
         runs = kept.setdefault((job.host, job.key.domain_uuid, job.name), [])

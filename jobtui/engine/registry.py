@@ -36,6 +36,7 @@ from jobtui.engine.sample import (
     domain_job_name,
 )
 from jobtui.model import (
+    SAME_RUN_SECONDS,
     Domain,
     DomainChanged,
     EngineEvent,
@@ -248,6 +249,7 @@ class Registry:
         self.domains: dict[tuple[str, str], DomainInfo] = {}
         self.active: dict[tuple[str, str, str], Track] = {}
         self.finished: dict[JobKey, Job] = {}
+        self.removed: dict[tuple[str, str], float] = {}  # when each domain went
         self.qemu_event_hosts: set[str] = (
             qemu_events_hosts if qemu_events_hosts is not None else set()
         )
@@ -359,6 +361,7 @@ class Registry:
         d = self.domains.pop((host, uuid), None)
         if d is None:
             return
+        self.removed[(host, uuid)] = at
         for t in self._tracks_of(host, uuid):
             if not t.awaiting_source:
                 self._vanished(t, at, "the domain disappeared")
@@ -370,6 +373,8 @@ class Registry:
         if s.gone:
             self.remove_domain(host, s.uuid, s.taken)
             return
+        if (host, s.uuid) not in self.domains and s.taken <= self.removed.get((host, s.uuid), 0):
+            return  # taken before the domain went: it must not bring back its jobs
         d = self._domain(host, s.uuid, s.name)
         if (d.name, d.state) != (s.name, s.state):
             d.name, d.state = s.name, s.state
@@ -891,21 +896,52 @@ class Registry:
         self._set_state(t, state, e.time, message=msg, current=cur)
 
     def _job_completed(self, e: ev.JobCompletedEv) -> None:
-        d = self._domain(e.host, e.uuid, e.domain)
         params = dict(e.params)
         typ = OPERATION_TYPES.get(int(params.get("operation", 0)), JobType.UNKNOWN)
-        t = self._active_domain_job(d)
+        elapsed = float(params.get("time_elapsed", 0)) / 1000.0
+        known = self.domains.get((e.host, e.uuid))
+        t = self._active_domain_job(known) if known is not None else None
+        if t is None and typ is not JobType.UNKNOWN:
+            done = self._same_finished_run(
+                e.host, e.uuid, domain_job_name(typ), e.time - elapsed, e.time
+            )
+            if done is not None and done.state is not JobState.UNKNOWN:
+                # A poll read the kept final stats (or saw the domain go) before
+                # this event was delivered: the run is already told.
+                return
+            if done is not None:
+                # Lost as unknown (its domain went first): its real outcome came late.
+                self._finish_domain_job(Track(job=done), params, e.time)
+                return
+        d = self._domain(e.host, e.uuid, e.domain)
         if t is None or (typ is not JobType.UNKNOWN and t.job.type is not typ):
             if t is not None:
                 self._vanished(t, e.time, "another job completed")
             if typ is JobType.UNKNOWN:
                 return
-            elapsed = float(params.get("time_elapsed", 0)) / 1000.0
             t = self._new(d, domain_job_name(typ), typ, e.time - elapsed, at=e.time)
         # These stats are the completed job's: do not mistake them for a later one's.
         d.completed_fp, d.seen_completed = _fingerprint(params), True
         d.want_completed = False
         self._finish_domain_job(t, params, e.time)
+
+    def _same_finished_run(
+        self, host: str, uuid: str, name: str, started: float, ended: float
+    ) -> Job | None:
+        """The finished job a late end report is about. A domain runs one job at
+        a time, so a finished job of that name that outlived the reported run's
+        start and ended about when it did is that run."""
+        for job in self.finished.values():
+            if (
+                job.host == host
+                and job.key.domain_uuid == uuid
+                and job.name == name
+                and job.finished is not None
+                and job.finished > started
+                and abs(job.finished - ended) < SAME_RUN_SECONDS
+            ):
+                return job
+        return None
 
     def _device_removed(self, e: ev.DeviceRemovedEv) -> None:
         d = self._domain(e.host, e.uuid, e.domain)

@@ -1,0 +1,101 @@
+"""The registry when libvirt's reports of one run reach it out of order.
+
+The dispatcher mixes event callbacks with polls that run in worker threads, so
+a poll can read a job's kept final statistics before the JOB_COMPLETED event of
+that job is delivered, or a poll taken before a domain went can be handled after
+its removal. These are fed here in exactly that order, shaped as libvirt 9.0
+reports them on this machine's migrations (tests/test_migration.py runs them for
+real; there the order is up to the scheduler).
+"""
+
+from __future__ import annotations
+
+from jobtui.engine import events as ev
+from jobtui.engine.registry import Registry
+from jobtui.engine.sample import DomainSample
+from jobtui.model import JobState, JobStateChanged
+
+HOST, UID = "qemu+unix:///system?socket=/run/a", "00000000-0000-4000-8000-0000000000aa"
+MiB = 1 << 20
+
+
+def running(at: float, elapsed_ms: int) -> DomainSample:
+    stats = {"type": 2, "operation": 5, "time_elapsed": elapsed_ms,
+             "memory_total": 192 * MiB, "memory_processed": 64 * MiB}  # fmt: skip
+    return DomainSample(UID, "m1", "running", at, job_stats=stats, completed_stats={})
+
+
+def final_stats(elapsed_ms: int) -> dict[str, int]:
+    return {"type": 3, "operation": 5, "time_elapsed": elapsed_ms, "downtime": 40,
+            "memory_total": 192 * MiB, "memory_processed": 192 * MiB}  # fmt: skip
+
+
+def transitions(reg: Registry) -> list[tuple[str | None, str]]:
+    out, _fin = reg.drain()
+    return [
+        (str(e.old) if e.old else None, str(e.new)) for e in out if isinstance(e, JobStateChanged)
+    ]
+
+
+def test_completed_event_after_a_poll_read_the_final_stats_is_one_run() -> None:
+    reg = Registry()
+    t0 = 1000.0
+    reg.apply_sample(HOST, running(t0, 2000))
+    # The job left jobStats; the poll asked for the kept stats and got them.
+    reg.apply_sample(
+        HOST,
+        DomainSample(UID, "m1", "paused", t0 + 5, completed_stats=final_stats(7000)),
+    )
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    # libvirt's JOB_COMPLETED for the same run is handled afterwards.
+    reg.apply_event(
+        ev.JobCompletedEv(HOST, UID, "m1", t0 + 5.2, params=tuple(final_stats(7000).items()))
+    )
+    assert transitions(reg) == []
+    assert [j.state for j in reg.finished.values()] == [JobState.COMPLETED]
+
+
+def test_a_late_completed_event_corrects_a_run_that_was_lost_as_unknown() -> None:
+    reg = Registry()
+    t0 = 2000.0
+    reg.apply_sample(HOST, running(t0, 1000))
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "shutoff", t0 + 3, gone=True))
+    assert transitions(reg) == [(None, "running"), ("running", "unknown")]
+    reg.apply_event(
+        ev.JobCompletedEv(HOST, UID, "m1", t0 + 2.8, params=tuple(final_stats(3800).items()))
+    )
+    assert transitions(reg) == [("unknown", "completed")]
+    (job,) = reg.finished.values()
+    assert job.state is JobState.COMPLETED and job.stats["downtime"] == 40
+    # The domain is gone: its job's end report does not bring it back.
+    assert (HOST, UID) not in reg.domains
+
+
+def test_the_next_run_of_the_same_job_is_a_new_run() -> None:
+    reg = Registry()
+    t0 = 3000.0
+    reg.apply_sample(HOST, running(t0, 1000))
+    reg.apply_event(
+        ev.JobCompletedEv(HOST, UID, "m1", t0 + 2, params=tuple(final_stats(3000).items()))
+    )
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    # Migrated back and out again at once: a 0.5 s run whose start no poll saw.
+    reg.apply_event(
+        ev.JobCompletedEv(HOST, UID, "m1", t0 + 3, params=tuple(final_stats(500).items()))
+    )
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    assert len(reg.finished) == 2
+
+
+def test_a_poll_taken_before_the_domain_went_does_not_revive_its_job() -> None:
+    reg = Registry()
+    t0 = 4000.0
+    reg.apply_sample(HOST, running(t0, 1000))
+    reg.apply_event(
+        ev.JobCompletedEv(HOST, UID, "m1", t0 + 2, params=tuple(final_stats(3000).items()))
+    )
+    reg.remove_domain(HOST, UID, t0 + 2.5)
+    transitions(reg)
+    reg.apply_sample(HOST, running(t0 + 1.5, 2500))  # a worker's late delivery
+    assert transitions(reg) == []
+    assert (HOST, UID) not in reg.domains and not reg.active
