@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from jobtui.engine import events as ev
 from jobtui.engine.registry import Registry
-from jobtui.engine.sample import DomainSample
+from jobtui.engine.sample import DiskInfo, DomainSample
 from jobtui.model import JobState, JobStateChanged
 
 HOST, UID = "qemu+unix:///system?socket=/run/a", "00000000-0000-4000-8000-0000000000aa"
@@ -99,3 +99,19 @@ def test_a_poll_taken_before_the_domain_went_does_not_revive_its_job() -> None:
     reg.apply_sample(HOST, running(t0 + 1.5, 2500))  # a worker's late delivery
     assert transitions(reg) == []
     assert (HOST, UID) not in reg.domains and not reg.active
+
+
+def test_a_block_job_given_up_on_takes_the_end_event_that_came_late() -> None:
+    reg = Registry()
+    t0 = 5000.0
+    vda = (DiskInfo("vda", "virtio-disk0", "/lab/m1.qcow2"),)
+    pull = {"type": 1, "bandwidth": 0, "cur": 10 * MiB, "end": 64 * MiB}
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, disks=vda, block={"vda": pull}))
+    # The pull left blockJobInfo and no event came within the grace period.
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 1, disks=vda, block={}))
+    reg.tick(t0 + 4)
+    assert transitions(reg) == [(None, "running"), ("running", "unknown")]
+    reg.apply_event(ev.BlockJobEv(HOST, UID, "m1", t0 + 4.5, disk="vda", type=1, status=2))
+    assert transitions(reg) == [("unknown", "aborted")]
+    (job,) = reg.finished.values()
+    assert job.state is JobState.ABORTED and not reg.active

@@ -864,6 +864,11 @@ class Registry:
                 d.xml_dirty = True
                 self.poke.add((e.host, e.uuid))
                 return
+        if t is None and state.finished:
+            lost = self._same_finished_run(e.host, e.uuid, name, None, e.time)
+            if lost is not None and lost.state is JobState.UNKNOWN:
+                # Given up on (no end event in time, the load was high): the end came late.
+                t = Track(job=lost, disk=e.disk)
         if t is None:
             # A job that lived and ended between two polls: still worth a row.
             cfg = {"disk": e.disk}
@@ -926,18 +931,19 @@ class Registry:
         self._finish_domain_job(t, params, e.time)
 
     def _same_finished_run(
-        self, host: str, uuid: str, name: str, started: float, ended: float
+        self, host: str, uuid: str, name: str, started: float | None, ended: float
     ) -> Job | None:
-        """The finished job a late end report is about. A domain runs one job at
-        a time, so a finished job of that name that outlived the reported run's
-        start and ended about when it did is that run."""
+        """The finished job a late end report is about. One job of a name runs
+        at a time, so a finished job of that name that outlived the reported
+        run's start (when known) and ended about when it did is that run."""
         for job in self.finished.values():
             if (
                 job.host == host
                 and job.key.domain_uuid == uuid
                 and job.name == name
                 and job.finished is not None
-                and job.finished > started
+                and job.started < ended
+                and (started is None or job.finished > started)
                 and abs(job.finished - ended) < SAME_RUN_SECONDS
             ):
                 return job
