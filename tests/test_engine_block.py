@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import libvirt
 import pytest
 from enginetools import Stream, wait_job
@@ -153,3 +155,38 @@ def test_engine_reports_call_counts(lab: Lab, domname: str, monitor: JobMonitor)
     wait_until(lambda: monitor.call_counts().get("blockJobInfo", 0) > 0, 10, "a poll")
     counts = monitor.call_counts()
     assert counts["state"] >= 1 and counts["jobStats"] >= 1
+
+
+def test_jobs_of_a_destroyed_domain_fail_with_the_reason(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    """libvirt sends no block job event when QEMU goes: the lifecycle event says why."""
+    chain = lab.chain(domname, 2, 128, 48)
+    dom = lab.domain(
+        domname,
+        [DiskSpec("vda", chain[-1]), DiskSpec("vdb", lab.image(f"{domname}-b", 128, 64))],
+    )
+    stream = Stream(monitor)
+    lab.start_pull(dom, "vda", bandwidth=2 * MiB)
+    lab.start_copy(dom, "vdb", bandwidth=2 * MiB)
+    stream.wait_state(domname, "pull-vda", JobState.RUNNING, 10)
+    stream.wait_state(domname, "copy-vdb", JobState.RUNNING, 10)
+    dom.destroy()
+    for name in ("pull-vda", "copy-vdb"):
+        job = stream.wait_state(domname, name, JobState.FAILED, 10)
+        assert job.message == "the domain was destroyed while the job ran; it did not finish"
+        assert job.current is not None and job.end and job.current < job.end
+        # QEMU drains (pauses) its jobs while it shuts down, and a drain behind
+        # throttled I/O can outlast the pause debounce: a short 'paused' is true.
+        path = [new for _old, new in stream.transitions(domname, name)]
+        assert path in (["running", "failed"], ["running", "paused", "failed"]), path
+    assert not dom.isActive()
+    # Started again, the domain has no job and no old one comes back.
+    dom.create()
+    time.sleep(2.5)  # more than one poll of the running domain (idle_interval 1 s)
+    assert dom.blockJobInfo("vda", 0) == {}
+    jobs = monitor.jobs(domain=domname)
+    assert sorted((j.name, str(j.state)) for j in jobs) == [
+        ("copy-vdb", "failed"),
+        ("pull-vda", "failed"),
+    ]

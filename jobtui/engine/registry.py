@@ -68,6 +68,13 @@ _STALL_BLOCK_TYPES = frozenset({JobType.BLOCK_COPY, JobType.BLOCK_COMMIT_ACTIVE}
 
 _EV = libvirt  # lifecycle event and detail numbers
 
+# virDomainEventStoppedDetailType -> what happened, for a person.
+STOP_REASONS = {
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: "shut down",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: "was destroyed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: "failed (QEMU ended)",
+}
 BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
 QEMU_JOB_PREFIX = {
     "pull": JobType.BLOCK_PULL,
@@ -802,9 +809,18 @@ class Registry:
             self._qemu_event(e)
 
     def _lifecycle(self, d: DomainInfo, e: ev.LifecycleEv) -> None:
-        """Migration milestones libvirt announces as lifecycle events."""
-        t = self._active_domain_job(d)
+        """Migration milestones and the end of the domain's QEMU, which libvirt
+        announces as lifecycle events."""
         kind = (e.event, e.detail)
+        if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED and e.detail in STOP_REASONS:
+            # QEMU is gone and its block jobs with it, and libvirt sends no block
+            # job event for them. (Domain jobs end by JOB_COMPLETED or kept stats.)
+            why = f"the domain {STOP_REASONS[e.detail]} while the job ran; it did not finish"
+            for bt in self._tracks_of(d.host, d.uuid):
+                if bt.disk:
+                    bt.hint = (JobState.FAILED, why)
+                    self._vanished(bt, e.time, why)
+        t = self._active_domain_job(d)
         if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_MIGRATED):
             # The destination's domain is created: the incoming migration begins.
             if t is None and e.time > d.domain_job_ended:
