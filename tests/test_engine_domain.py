@@ -3,6 +3,7 @@ whose RAM is full of real data, and the finished-job history."""
 
 from __future__ import annotations
 
+import libvirt
 import pytest
 from enginetools import Stream
 from labtools import wait_until
@@ -110,6 +111,24 @@ def test_backup_abort_is_aborted(lab: Lab, domname: str, monitor: JobMonitor) ->
     end = stream.wait_state(domname, "backup", JobState.ABORTED, 20)
     assert "cancel" in end.message.lower()
     assert not targets["vda"].exists()  # libvirt removed the partial target
+
+
+def test_pull_backup_ended_by_abort_is_completed_as_libvirt_counts_it(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 32))])
+    stream = Stream(monitor)
+    sock = lab.start_pull_backup(dom, ["vda"])
+    job = stream.wait_state(domname, "backup", JobState.RUNNING, 10)
+    assert sock.exists()  # the NBD export a backup client would read
+    monitor.control(job.key, ControlOp.ABORT)
+    end = stream.wait_state(domname, "backup", JobState.COMPLETED, 20)
+    kept = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    assert kept["type"] == libvirt.VIR_DOMAIN_JOB_COMPLETED
+    assert end.message == (
+        f"ended by abort, as a pull-mode backup ends (libvirt: {kept['errmsg']})"
+    )
+    assert stream.transitions(domname, "backup") == [(None, "running"), ("running", "completed")]
 
 
 def test_history_survives_restart_and_dismiss(lab: Lab, domname: str, tmp_path) -> None:

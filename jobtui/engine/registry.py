@@ -753,8 +753,12 @@ class Registry:
             msg = errmsg or "libvirt reported a failure"
         elif params.get("type") == 5:  # VIR_DOMAIN_JOB_CANCELLED
             state, msg = JobState.ABORTED, errmsg or "cancelled"
+        elif errmsg and t.job.type is JobType.BACKUP:
+            # How a pull-mode backup's client ends it: libvirt counts it completed.
+            msg = f"ended by abort, as a pull-mode backup ends (libvirt: {errmsg})"
+            state = JobState.COMPLETED
         else:
-            state, msg = JobState.COMPLETED, ""
+            state, msg = JobState.COMPLETED, errmsg
         merged = _merge_disk_stats(stats, t.job.stats)
         self._set_state(t, state, at, stats=FrozenMap(merged), current=cur, end=end, message=msg)
 
