@@ -3,6 +3,8 @@ whose RAM is full of real data, and the finished-job history."""
 
 from __future__ import annotations
 
+import time
+
 import libvirt
 import pytest
 from enginetools import Stream
@@ -45,6 +47,33 @@ def test_save_completes_with_final_stats(lab: Lab, domname: str, monitor: JobMon
     assert done.current == done.end or done.stats.get("data_processed")
     assert stream.transitions(domname, "save") == [(None, "running"), ("running", "completed")]
     assert not dom.isActive()
+    jobxml.validate(monitor.job_xml(done.key))
+
+
+def test_restore_shows_as_a_restore_job_libvirt_does_not_list(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    dom = lab.filled_domain(domname, 512)
+    stream = Stream(monitor)
+    saved = lab.start_save(dom)
+    stream.wait_state(domname, "save", JobState.COMPLETED, 60)
+    saved.wait()
+    assert saved.path is not None
+    began = time.time()
+    restoring = lab.start_restore(saved.path)
+    # libvirt shows no job while QEMU loads the image: the domain waits, starting up.
+    wait_until(lambda: dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED, 10, "restore under way")
+    assert dom.state()[1] == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+    assert dom.jobStats()["type"] == libvirt.VIR_DOMAIN_JOB_NONE
+    done = stream.wait_state(domname, "restore", JobState.COMPLETED, 60)
+    restoring.wait()
+    assert restoring.error is None and dom.isActive()
+    assert done.type is JobType.RESTORE
+    assert done.message == "restored; libvirt reports no progress for a restore"
+    assert stream.transitions(domname, "restore") == [(None, "running"), ("running", "completed")]
+    # It began with QEMU's incoming MIGRATION event, before the end event.
+    assert done.finished is not None
+    assert began <= done.started < done.finished
     jobxml.validate(monitor.job_xml(done.key))
 
 

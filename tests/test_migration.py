@@ -130,6 +130,8 @@ def test_precopy_watched_to_completion_on_both_sides(hosts: TwoHosts, name: str)
             (None, "running"),
             ("running", "completed"),
         ]
+        # The destination takes in a migration stream as a restore does: not one.
+        assert [j.name for j in m.jobs(domain=name)].count("restore") == 0
         # Progress never claims more than there is.
         for j in progress_of(stream, hosts.uri_a, "migration-out"):
             assert j.current is None or j.end is None or j.current <= j.end

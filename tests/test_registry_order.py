@@ -10,6 +10,8 @@ real; there the order is up to the scheduler).
 
 from __future__ import annotations
 
+import libvirt
+
 from jobtui.engine import events as ev
 from jobtui.engine.registry import Registry
 from jobtui.engine.sample import DiskInfo, DomainSample
@@ -115,3 +117,66 @@ def test_a_block_job_given_up_on_takes_the_end_event_that_came_late() -> None:
     assert transitions(reg) == [("unknown", "aborted")]
     (job,) = reg.finished.values()
     assert job.state is JobState.ABORTED and not reg.active
+
+
+def off(at: float) -> DomainSample:
+    return DomainSample(UID, "m1", "shut off", at, reason=libvirt.VIR_DOMAIN_SHUTOFF_SAVED)
+
+
+def starting(at: float, *, incoming: bool = False) -> DomainSample:
+    return DomainSample(
+        UID, "m1", "paused", at, reason=libvirt.VIR_DOMAIN_PAUSED_STARTING_UP, incoming=incoming
+    )
+
+
+def stream_in(at: float) -> ev.QemuEv:
+    return ev.QemuEv(HOST, UID, "m1", at, name="MIGRATION", details=(("status", "setup"),))
+
+
+def started(at: float, detail: int) -> ev.LifecycleEv:
+    started = libvirt.VIR_DOMAIN_EVENT_STARTED
+    return ev.LifecycleEv(HOST, UID, "m1", at, event=started, detail=detail)
+
+
+def test_a_restore_runs_from_qemus_stream_to_libvirts_started_event() -> None:
+    """The order libvirt 9.0 delivers them in on this machine (tests/test_engine_domain.py)."""
+    reg = Registry()
+    t0 = 6000.0
+    reg.apply_sample(HOST, off(t0))
+    reg.apply_event(stream_in(t0 + 1))
+    reg.apply_sample(HOST, starting(t0 + 1.5))
+    assert transitions(reg) == [(None, "running")]
+    (t,) = reg.active.values()
+    assert t.job.name == "restore" and t.job.started == t0 + 1
+    reg.apply_sample(HOST, starting(t0 + 20))  # long: a 16 GiB image, no progress to show
+    reg.tick(t0 + 20)
+    assert transitions(reg) == []
+    reg.apply_event(started(t0 + 30, libvirt.VIR_DOMAIN_EVENT_STARTED_RESTORED))
+    assert transitions(reg) == [("running", "completed")]
+    (job,) = reg.finished.values()
+    assert job.finished == t0 + 30
+
+
+def test_a_migration_destination_taking_its_stream_is_no_restore() -> None:
+    reg = Registry()
+    t0 = 7000.0
+    reg.apply_event(stream_in(t0))  # QEMU's event comes before libvirt's STARTED_MIGRATED
+    reg.apply_event(started(t0 + 0.01, libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED))
+    reg.apply_sample(HOST, starting(t0 + 0.5, incoming=True))
+    assert [(j.name, str(j.state)) for j in (t.job for t in reg.active.values())] == [
+        ("migration-in", "running")
+    ]
+
+
+def test_a_failed_restore_leaves_no_restore_for_the_next_start() -> None:
+    reg = Registry()
+    t0 = 8000.0
+    reg.apply_sample(HOST, off(t0))
+    reg.apply_event(stream_in(t0 + 1))
+    reg.apply_event(
+        ev.LifecycleEv(HOST, UID, "m1", t0 + 1.1, event=libvirt.VIR_DOMAIN_EVENT_STOPPED,
+                       detail=libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED)
+    )  # fmt: skip
+    reg.apply_sample(HOST, off(t0 + 2))
+    reg.apply_sample(HOST, starting(t0 + 10))  # a plain start, later
+    assert transitions(reg) == [] and not reg.active

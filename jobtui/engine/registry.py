@@ -28,6 +28,7 @@ import libvirt
 
 from jobtui.engine import events as ev
 from jobtui.engine.sample import (
+    ACTIVE_STATES,
     BLOCK_TYPES,
     OPERATION_TYPES,
     DiskInfo,
@@ -389,6 +390,9 @@ class Registry:
         if s.disks is not None:
             d.disks = s.disks
             d.xml_dirty = False
+        d.extra["starting_up"] = (
+            s.state == "paused" and s.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+        )
         self._apply_domain_job(d, s)
         self._apply_block_jobs(d, s)
 
@@ -405,7 +409,17 @@ class Registry:
 
     def _apply_domain_job(self, d: DomainInfo, s: DomainSample) -> None:
         track = self._active_domain_job(d)
+        if track is not None and track.job.type is JobType.RESTORE:
+            # No job API shows a restore: it ends by its lifecycle event, or
+            # (failed) when the domain is no longer waiting to start.
+            if d.extra.get("starting_up"):
+                track.gone_since = None
+            elif s.taken > track.job.started:
+                track.gone_since = track.gone_since or s.taken
+            return
         running = bool(s.job_stats) or s.incoming
+        if track is None and not running and self._restore_begun(d, s):
+            return
         if s.completed_stats is not None:
             d.want_completed = False
             fp = _fingerprint(s.completed_stats)
@@ -816,6 +830,11 @@ class Registry:
         """Migration milestones and the end of the domain's QEMU, which libvirt
         announces as lifecycle events."""
         kind = (e.event, e.detail)
+        if e.event in (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STOPPED) and kind != (
+            _EV.VIR_DOMAIN_EVENT_STARTED,
+            _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED,
+        ):
+            d.extra.pop("stream_in", None)  # not a restore, or one that failed
         if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED and e.detail in STOP_REASONS:
             # QEMU is gone and its block jobs with it, and libvirt sends no block
             # job event for them. (Domain jobs end by JOB_COMPLETED or kept stats.)
@@ -825,6 +844,9 @@ class Registry:
                     bt.hint = (JobState.FAILED, why)
                     self._vanished(bt, e.time, why)
         t = self._active_domain_job(d)
+        if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED):
+            self._restored(d, t, e.time)
+            return
         if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_MIGRATED):
             # The destination's domain is created: the incoming migration begins.
             if t is None and e.time > d.domain_job_ended:
@@ -854,6 +876,31 @@ class Registry:
                 t.hint = (JobState.COMPLETED, "the domain runs on this host now")
             elif kind == (_EV.VIR_DOMAIN_EVENT_STOPPED, _EV.VIR_DOMAIN_EVENT_STOPPED_FAILED):
                 t.hint = (JobState.FAILED, "the incoming domain was stopped: the migration failed")
+
+    def _restore_begun(self, d: DomainInfo, s: DomainSample) -> bool:
+        """A domain taking in a migration stream that libvirt shows as no job
+        (a migration's destination refuses jobStats instead): a restore."""
+        since = d.extra.get("stream_in")
+        if since is None or not d.extra.get("starting_up") or s.taken <= since:
+            return False
+        del d.extra["stream_in"]
+        t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, since, at=s.taken)
+        t.hint = (JobState.FAILED, "the restore did not finish: the domain is not running")
+        return True
+
+    def _restored(self, d: DomainInfo, t: Track | None, at: float) -> None:
+        """libvirt 9.0 shows a restore (virsh restore, or start from a managed
+        save) in no job API: QEMU's incoming MIGRATION events say it began (see
+        _qemu_event), the domain waits paused (starting up) while QEMU loads the
+        image, and STARTED_RESTORED says it is done."""
+        if t is not None and t.job.type is not JobType.RESTORE:
+            return  # some other domain job owns this domain; leave it alone
+        if t is None:  # over before a poll saw it, or no QEMU events on this connection
+            started = d.extra.pop("stream_in", at)
+            t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, started, at=at)
+        self._set_state(
+            t, JobState.COMPLETED, at, message="restored; libvirt reports no progress for a restore"
+        )
 
     def _block_event(self, e: ev.BlockJobEv) -> None:
         d = self._domain(e.host, e.uuid, e.domain)
@@ -995,8 +1042,21 @@ class Registry:
             status = e.get("status", "")
             if status in ("completed", "failed", "cancelled"):
                 d.want_completed = True
+            if status in ("failed", "cancelled"):
+                d.extra.pop("stream_in", None)
             t = self._active_domain_job(d)
-            if t is not None and t.job.type.is_migration:
+            if (
+                t is None
+                and status == "setup"
+                and (d.state not in ACTIVE_STATES or d.extra.get("starting_up"))
+                and e.time > d.domain_job_ended
+            ):
+                # A domain that was off takes in a migration stream: a restore or
+                # a migration-in. The next poll tells (_restore_begun).
+                d.extra["stream_in"] = e.time
+            elif t is not None and t.job.type is JobType.RESTORE and status == "failed":
+                t.hint = (JobState.FAILED, "QEMU reports the restore failed")
+            elif t is not None and t.job.type.is_migration:
                 if status == "postcopy-active":
                     self._set_postcopy(t, "active", e.time)
                 elif status == "cancelled":

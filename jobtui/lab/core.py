@@ -365,6 +365,10 @@ class Lab:
         path = path or self.root / f"{dom.name()}-{uuid.uuid4().hex[:6]}.save"
         return self._background(f"save {dom.name()}", lambda: dom.save(str(path)), path)
 
+    def start_restore(self, path: Path) -> BackgroundCall:
+        """`conn.restore()` blocks until the domain runs again."""
+        return self._background(f"restore {path.name}", lambda: self.conn.restore(str(path)), path)
+
     def start_managed_save(self, dom: libvirt.virDomain) -> BackgroundCall:
         return self._background(f"managed save {dom.name()}", lambda: dom.managedSave(0), None)
 
