@@ -178,7 +178,8 @@ class Director:
         self.lab.start_backup(self.db, ["vdb"], bandwidth=5 * MiB)
 
     def _save_or_restore(self) -> None:
-        """Saved: bring it back (a restore shows no job in libvirt); running: save again."""
+        """Saved: bring it back (a restore job, which libvirt itself does not list); running:
+        save again."""
         path = self.lab.root / "batch1.save"
         if not self.batch.isActive():
             self.lab.conn.restore(str(path))

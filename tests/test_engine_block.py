@@ -105,6 +105,27 @@ def test_active_commit_ready_then_abort_keeps_top(
     assert str(chain[-1]) in dom.XMLDesc(0)
 
 
+def test_active_commit_pivoted_by_another_client_is_completed(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    chain = lab.chain(domname, 2, 128, 48)
+    dom = lab.domain(domname, [DiskSpec("vda", chain[-1])])
+    stream = Stream(monitor)
+    lab.start_active_commit(dom, "vda", bandwidth=64 * MiB)
+    stream.wait_state(domname, "commit-vda", JobState.READY, 30)
+    other = libvirt.open(lab.uri)  # as `virsh blockjob --pivot` would
+    try:
+        other.lookupByName(domname).blockJobAbort("vda", libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
+    finally:
+        other.close()
+    end = stream.wait_state(domname, "commit-vda", JobState.COMPLETED, 10)
+    assert end.message == "pivoted: the disk now uses the base it was committed into"
+    xml = dom.XMLDesc(0)
+    assert str(chain[0]) in xml and str(chain[-1]) not in xml  # libvirt agrees
+    path = [new for _old, new in stream.transitions(domname, "commit-vda")]
+    assert path == ["running", "ready", "completed"]
+
+
 def test_commit_completes_with_final_progress(lab: Lab, domname: str, monitor: JobMonitor) -> None:
     chain = lab.chain(domname, 3, 192, 48)
     dom = lab.domain(domname, [DiskSpec("vda", chain[-1])])

@@ -169,6 +169,32 @@ def test_abort_in_precopy_keeps_the_source_running(hosts: TwoHosts, name: str) -
         m.stop()
 
 
+def test_source_destroyed_in_precopy_fails_both_sides(hosts: TwoHosts, name: str) -> None:
+    """`virsh destroy` of a migrating domain: libvirt keeps no final stats for
+    the failed migration; the lifecycle event says what happened."""
+    dom = hosts.filled_guest(name, 256)
+    m = watch(hosts)
+    stream = Stream(m)
+    try:
+        mig = hosts.start_migration(dom, bandwidth_mib=16)
+        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        dom.destroy()
+        end = stream.wait_state(name, "migration-out", JobState.FAILED, 30)
+        mig.wait(30)
+        assert mig.error is not None  # libvirt failed the migration call
+        assert not dom.isActive() and hosts.domain_b(name) is None
+        assert end.message == "the domain was destroyed while the job ran; it did not finish"
+        inc = stream.wait_state(name, "migration-in", JobState.FAILED, 30)
+        assert inc.finished is not None
+        assert [new for _o, new in stream.transitions(name, "migration-out")] == [
+            "running",
+            "failed",
+        ]
+    finally:
+        m.stop()
+
+
 def test_postcopy_switch_shown_and_abort_refused(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 256, dirty_mib=64, rate_mib=32)
     m = watch(hosts)

@@ -76,6 +76,10 @@ STOP_REASONS = {
     libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: "crashed",
     libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: "failed (QEMU ended)",
 }
+# Stops that no domain job survives (a crash may follow a completed dump --crash).
+KILLED_DETAILS = frozenset(
+    {libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED}
+)
 BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
 QEMU_JOB_PREFIX = {
     "pull": JobType.BLOCK_PULL,
@@ -843,6 +847,14 @@ class Registry:
                 if bt.disk:
                     bt.hint = (JobState.FAILED, why)
                     self._vanished(bt, e.time, why)
+                elif (
+                    e.detail in KILLED_DETAILS
+                    and bt.hint is None
+                    and bt.job.type is not JobType.MIGRATION_IN
+                ):
+                    # A domain job ends by JOB_COMPLETED or its kept stats if libvirt
+                    # has any (a failed save or migration has none): else this is why.
+                    bt.hint = (JobState.FAILED, why)
         t = self._active_domain_job(d)
         if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED):
             self._restored(d, t, e.time)
@@ -964,6 +976,8 @@ class Registry:
                 msg = "aborted"
         elif state is JobState.COMPLETED and typ is JobType.BLOCK_COPY:
             msg = "pivoted: the disk now uses the copy"
+        elif state is JobState.COMPLETED and typ is JobType.BLOCK_COMMIT_ACTIVE:
+            msg = "pivoted: the disk now uses the base it was committed into"
         cur = t.job.end if state is JobState.COMPLETED and t.job.end else t.job.current
         self._set_state(t, state, e.time, message=msg, current=cur)
 
