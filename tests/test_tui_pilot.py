@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import Input, Label, Static
 
 from jobtui import recorded
-from jobtui.model import ControlOp, JobKey, JobState
+from jobtui.model import ControlOp, DomainChanged, JobKey, JobState
 from jobtui.recorded import ControlCall, RecordedSource
 from jobtui.tui.app import JobTUI
 from jobtui.tui.screens.bandwidth import BandwidthScreen
@@ -555,3 +555,19 @@ async def test_a_stray_print_does_not_take_the_ui_down():
         print("and to stdout", flush=True)
         await pilot.pause(0.5)
         assert app.is_running
+
+
+async def test_a_domain_that_went_keeps_its_jobs_in_the_tree_and_says_gone():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        key = key_of(src, "save")
+        dom = next(d for d in src.domains() if d.uuid == key.domain_uuid)
+        tree = app.query_one(DomainTree)
+        assert f"{dom.name} {dom.state}" in {str(n.label) for n in _nodes(tree)}
+        src.emit(DomainChanged(dom, removed=True))  # undefined, or migrated away
+        await pilot.pause(0.6)
+        labels = {str(n.label) for n in _nodes(tree)}
+        assert f"{dom.name} gone" in labels and f"{dom.name} {dom.state}" not in labels
+        assert key in table.job_keys

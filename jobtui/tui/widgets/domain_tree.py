@@ -87,6 +87,8 @@ def host_label(host: Host, pal: Palette = COLOR) -> Text:
 def domain_label(name: str, domain: Domain | None, pal: Palette = COLOR) -> Text:
     text = Text(name)
     if domain is None:
+        # Undefined, or migrated away: only its finished jobs keep it in the tree.
+        text.append(" gone", style=pal.muted)
         return text
     if not domain.responsive:
         # Its last known state is stale anyway; the warning is what matters here.
