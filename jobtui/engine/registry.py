@@ -841,7 +841,7 @@ class Registry:
             d.extra.pop("stream_in", None)  # not a restore, or one that failed
         if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED and e.detail in STOP_REASONS:
             # QEMU is gone and its block jobs with it, and libvirt sends no block
-            # job event for them. (Domain jobs end by JOB_COMPLETED or kept stats.)
+            # job event for them: they end here, with the reason.
             why = f"the domain {STOP_REASONS[e.detail]} while the job ran; it did not finish"
             for bt in self._tracks_of(d.host, d.uuid):
                 if bt.disk:
