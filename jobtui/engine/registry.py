@@ -194,7 +194,11 @@ class DomainInfo:
     # sample taken before that moment still shows the job and must not revive it.
     domain_job_ended: float = 0.0
     block_ended: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    migration_out_ended: float = 0.0  # a storage migration's copy may end after it
+    starting_up: bool = False  # paused (starting up) at the last poll: QEMU loads a restore
+    # When QEMU began taking in a migration stream while the domain was off: a
+    # restore, or a migration-in until STARTED/MIGRATED says so.
+    stream_in: float | None = None
 
     def snapshot(self) -> Domain:
         return Domain(self.host, self.uuid, self.name, self.state, self.responsive)
@@ -343,7 +347,7 @@ class Registry:
             elif d is not None:
                 d.domain_job_ended = max(d.domain_job_ended, at)
                 if t.job.type is JobType.MIGRATION_OUT:
-                    d.extra["migration_out_ended"] = at
+                    d.migration_out_ended = at
             self.active.pop((t.job.host, t.job.key.domain_uuid, t.job.name), None)
             self.finished[t.job.key] = t.job
             self.newly_finished.append(t.job)
@@ -394,9 +398,7 @@ class Registry:
         if s.disks is not None:
             d.disks = s.disks
             d.xml_dirty = False
-        d.extra["starting_up"] = (
-            s.state == "paused" and s.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
-        )
+        d.starting_up = s.state == "paused" and s.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
         self._apply_domain_job(d, s)
         self._apply_block_jobs(d, s)
 
@@ -416,7 +418,7 @@ class Registry:
         if track is not None and track.job.type is JobType.RESTORE:
             # No job API shows a restore: it ends by its lifecycle event, or
             # (failed) when the domain is no longer waiting to start.
-            if d.extra.get("starting_up"):
+            if d.starting_up:
                 track.gone_since = None
             elif s.taken > track.job.started:
                 track.gone_since = track.gone_since or s.taken
@@ -838,7 +840,7 @@ class Registry:
             _EV.VIR_DOMAIN_EVENT_STARTED,
             _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED,
         ):
-            d.extra.pop("stream_in", None)  # not a restore, or one that failed
+            d.stream_in = None  # not a restore, or one that failed
         if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED and e.detail in STOP_REASONS:
             # QEMU is gone and its block jobs with it, and libvirt sends no block
             # job event for them: they end here, with the reason.
@@ -892,10 +894,10 @@ class Registry:
     def _restore_begun(self, d: DomainInfo, s: DomainSample) -> bool:
         """A domain taking in a migration stream that libvirt shows as no job
         (a migration's destination refuses jobStats instead): a restore."""
-        since = d.extra.get("stream_in")
-        if since is None or not d.extra.get("starting_up") or s.taken <= since:
+        since = d.stream_in
+        if since is None or not d.starting_up or s.taken <= since:
             return False
-        del d.extra["stream_in"]
+        d.stream_in = None
         t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, since, at=s.taken)
         t.hint = (JobState.FAILED, "the restore did not finish: the domain is not running")
         return True
@@ -908,7 +910,8 @@ class Registry:
         if t is not None and t.job.type is not JobType.RESTORE:
             return  # some other domain job owns this domain; leave it alone
         if t is None:  # over before a poll saw it, or no QEMU events on this connection
-            started = d.extra.pop("stream_in", at)
+            started = d.stream_in if d.stream_in is not None else at
+            d.stream_in = None
             t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, started, at=at)
         self._set_state(
             t, JobState.COMPLETED, at, message="restored; libvirt reports no progress for a restore"
@@ -934,7 +937,7 @@ class Registry:
         name = block_job_name(typ, e.disk)
         t = self.active.get((e.host, e.uuid, name))
         if t is None and typ is JobType.BLOCK_COPY:
-            ended = d.extra.get("migration_out_ended", 0.0)
+            ended = d.migration_out_ended
             if e.time - ended < MIGRATION_AFTERMATH:
                 return  # the end of a storage migration's own copy
             if state is JobState.READY:
@@ -1057,17 +1060,17 @@ class Registry:
             if status in ("completed", "failed", "cancelled"):
                 d.want_completed = True
             if status in ("failed", "cancelled"):
-                d.extra.pop("stream_in", None)
+                d.stream_in = None
             t = self._active_domain_job(d)
             if (
                 t is None
                 and status == "setup"
-                and (d.state not in ACTIVE_STATES or d.extra.get("starting_up"))
+                and (d.state not in ACTIVE_STATES or d.starting_up)
                 and e.time > d.domain_job_ended
             ):
                 # A domain that was off takes in a migration stream: a restore or
                 # a migration-in. The next poll tells (_restore_begun).
-                d.extra["stream_in"] = e.time
+                d.stream_in = e.time
             elif t is not None and t.job.type is JobType.RESTORE and status == "failed":
                 t.hint = (JobState.FAILED, "QEMU reports the restore failed")
             elif t is not None and t.job.type.is_migration:
