@@ -6,6 +6,7 @@ mocked. One JobMonitor watches both hosts, as an operator's jobtui would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -56,11 +57,16 @@ def name(hosts: TwoHosts) -> Iterator[str]:
     hosts.remove(n)
 
 
-def watch(hosts: TwoHosts, **kw: float) -> JobMonitor:
+@contextlib.contextmanager
+def watching(hosts: TwoHosts, **kw: float) -> Iterator[tuple[JobMonitor, Stream]]:
+    """One engine over both hosts, as an operator's jobtui, and what it tells."""
     m = JobMonitor([hosts.uri_a, hosts.uri_b], active_interval=0.5, idle_interval=1.0, **kw)
     m.start()
-    assert m.wait_ready(20)
-    return m
+    try:
+        assert m.wait_ready(20)
+        yield m, Stream(m)
+    finally:
+        m.stop()
 
 
 def job_on(m: JobMonitor, host: str, domain: str, name: str) -> Job | None:
@@ -77,9 +83,7 @@ def progress_of(stream: Stream, host: str, name: str) -> list[Job]:
 
 def test_precopy_watched_to_completion_on_both_sides(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 192, dirty_mib=16, rate_mib=8)
-    m = watch(hosts)
-    stream = Stream(m)
-    try:
+    with watching(hosts) as (m, stream):
         t0 = time.monotonic()
         mig = hosts.start_migration(dom, bandwidth_mib=48)
         out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
@@ -142,15 +146,11 @@ def test_precopy_watched_to_completion_on_both_sides(hosts: TwoHosts, name: str)
             f"\npre-copy 192 MiB at 48 MiB/s: {took:.1f} s, "
             f"{done.stats['memory_iteration']} passes, downtime {done.stats['downtime']} ms"
         )
-    finally:
-        m.stop()
 
 
 def test_abort_in_precopy_keeps_the_source_running(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 256)
-    m = watch(hosts)
-    stream = Stream(m)
-    try:
+    with watching(hosts) as (m, stream):
         mig = hosts.start_migration(dom, bandwidth_mib=16)
         out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
         stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
@@ -165,17 +165,13 @@ def test_abort_in_precopy_keeps_the_source_running(hosts: TwoHosts, name: str) -
         inc = stream.wait_state(name, "migration-in", JobState.ABORTED, 30)
         assert "source" in inc.message
         assert hosts.domain_b(name) is None
-    finally:
-        m.stop()
 
 
 def test_source_destroyed_in_precopy_fails_both_sides(hosts: TwoHosts, name: str) -> None:
     """`virsh destroy` of a migrating domain: libvirt keeps no final stats for
     the failed migration; the lifecycle event says what happened."""
     dom = hosts.filled_guest(name, 256)
-    m = watch(hosts)
-    stream = Stream(m)
-    try:
+    with watching(hosts) as (m, stream):
         mig = hosts.start_migration(dom, bandwidth_mib=16)
         stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
         stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
@@ -191,15 +187,11 @@ def test_source_destroyed_in_precopy_fails_both_sides(hosts: TwoHosts, name: str
             "running",
             "failed",
         ]
-    finally:
-        m.stop()
 
 
 def test_postcopy_switch_shown_and_abort_refused(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 256, dirty_mib=64, rate_mib=32)
-    m = watch(hosts)
-    stream = Stream(m)
-    try:
+    with watching(hosts) as (m, stream):
         mig = hosts.start_migration(dom, bandwidth_mib=16, postcopy=True, postcopy_bandwidth_mib=16)
         out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
         stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
@@ -252,15 +244,11 @@ def test_postcopy_switch_shown_and_abort_refused(hosts: TwoHosts, name: str) -> 
         assert done.config["postcopy"] == "active"
         stream.wait_state(name, "migration-in", JobState.COMPLETED, 30)
         assert hosts.domain_b(name).isActive()
-    finally:
-        m.stop()
 
 
 def test_speed_change_seen_and_postcopy_refused_by_libvirt(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 256)
-    m = watch(hosts)
-    stream = Stream(m)
-    try:
+    with watching(hosts) as (m, stream):
         hosts.start_migration(dom, bandwidth_mib=8)
         out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
 
@@ -290,16 +278,12 @@ def test_speed_change_seen_and_postcopy_refused_by_libvirt(hosts: TwoHosts, name
         assert ControlOp.POSTCOPY not in allowed_ops(no, m.options)
         m.control(out.key, ControlOp.ABORT)
         stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
-    finally:
-        m.stop()
 
 
 def test_never_converging_migration_is_flagged_stalled(hosts: TwoHosts, name: str) -> None:
     # 128 MiB rewritten at 64 MiB/s over a 32 MiB/s link: every pass starts full again.
     dom = hosts.filled_guest(name, 160, dirty_mib=128, rate_mib=64)
-    m = watch(hosts, stall_after=6.0, stall_passes=3)
-    stream = Stream(m)
-    try:
+    with watching(hosts, stall_after=6.0, stall_passes=3) as (m, stream):
         t0 = time.monotonic()
         hosts.start_migration(dom, bandwidth_mib=32)
         out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
@@ -324,15 +308,11 @@ def test_never_converging_migration_is_flagged_stalled(hosts: TwoHosts, name: st
         end = stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
         assert not end.stalled
         assert dom.isActive()
-    finally:
-        m.stop()
 
 
 def test_storage_migration_folds_its_copy_job(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 128, disk_mib=128, disk_data_mib=96)
-    m = watch(hosts)
-    stream = Stream(m)
-    try:
+    with watching(hosts) as (m, stream):
         mig = hosts.start_migration(dom, bandwidth_mib=48, storage=True)
         stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
         mid = wait_until(
@@ -359,8 +339,6 @@ def test_storage_migration_folds_its_copy_job(hosts: TwoHosts, name: str) -> Non
         # And it moved real data into B's own image (same path, another file).
         b_image = hosts.image_path(hosts.b, f"{name}-vda.qcow2")
         assert int(image_info(b_image)["actual-size"]) >= 90 * MiB
-    finally:
-        m.stop()
 
 
 def test_mirror_outpaced_by_guest_writes_is_stalled_then_clears() -> None:
