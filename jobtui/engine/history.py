@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from jobtui import jobxml
-from jobtui.model import SAME_RUN_SECONDS, Job, JobKey
+from jobtui.model import SAME_RUN_SECONDS, Job, JobKey, JobState
 
 _T = TypeVar("_T")
 
@@ -63,9 +63,13 @@ class History:
     # --- the API ---------------------------------------------------------------------------
 
     def record(self, job: Job) -> None:
-        """Store a finished job, replacing an earlier record of the same run (same key)."""
-        if not job.state.finished:
-            raise ValueError(f"{job.key} is {job.state}: only finished jobs are history")
+        """Store a finished job, replacing an earlier record of the same run (same key).
+
+        An orphaned job is kept too, though it still runs: libvirt forgets it, so what one
+        process learned (QEMU's id, the last progress, when it was confirmed) must reach the
+        next one. Its end replaces the record."""
+        if not (job.state.finished or job.state is JobState.ORPHANED):
+            raise ValueError(f"{job.key} is {job.state}: only finished or orphaned jobs are kept")
         row = (_key(job.key), json.dumps(job.key.host), job.key.started, job.finished)
         xml = jobxml.to_xml(job)
 
