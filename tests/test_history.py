@@ -71,9 +71,13 @@ def test_same_run_seen_by_two_processes_is_one_record(path: Path) -> None:
         assert a.jobs() == [first]
 
 
-def test_only_finished_jobs(path: Path) -> None:
-    with History(path) as h, pytest.raises(ValueError, match="only finished jobs"):
-        h.record(job(1, state=JobState.RUNNING))
+def test_only_finished_and_orphaned_jobs(path: Path) -> None:
+    with History(path) as h:
+        with pytest.raises(ValueError, match="only finished or orphaned jobs"):
+            h.record(job(1, state=JobState.RUNNING))
+        h.record(job(2, state=JobState.ORPHANED).evolve(finished=None))
+    with History(path) as h:
+        assert [(j.current, j.state) for j in h.jobs()] == [(2, JobState.ORPHANED)]
 
 
 def test_filter_by_host_and_order_without_finish_time(path: Path) -> None:
