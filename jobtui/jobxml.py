@@ -47,6 +47,7 @@ UNITS: Final[Mapping[str, str]] = MappingProxyType(
         "current": "bytes",
         "end": "bytes",
         "bandwidth": "bytes/s",
+        "rate": "bytes/s",
         # time
         "time_elapsed": "ms",
         "time_elapsed_net": "ms",
@@ -111,7 +112,7 @@ def unit_of(key: str) -> str | None:
 # Job fields that share a container with map entries; a map key with one of these names (or
 # "param") is written as <param name=...> so it cannot be mistaken for the field.
 _CONFIG_FIELDS: Final = ("bandwidth",)
-_STATS_FIELDS: Final = ("current", "end")
+_STATS_FIELDS: Final = ("current", "end", "rate")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*", re.ASCII)
 # What str(int) produces; any other digits-looking text is a string (so "007" stays "007").
 _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*", re.ASCII)
@@ -141,18 +142,23 @@ def to_element(job: Job) -> etree._Element:
     time = etree.SubElement(root, "time", started=repr(float(job.key.started)))
     if job.finished is not None:
         time.set("finished", repr(float(job.finished)))
+    if job.sampled is not None:
+        time.set("sampled", repr(float(job.sampled)))
     if job.message:
         _set_text(etree.SubElement(root, "message"), job.message)
     if job.qemu_id:
         _set_text(etree.SubElement(root, "qemu-id"), job.qemu_id)
     if job.stalled:
         etree.SubElement(root, "stalled")
+    if job.stale:
+        etree.SubElement(root, "stale")
     config = etree.SubElement(root, "config")
     _add_field(config, "bandwidth", job.bandwidth)
     _add_entries(config, job.config, _CONFIG_FIELDS)
     stats = etree.SubElement(root, "stats")
     _add_field(stats, "current", job.current)
     _add_field(stats, "end", job.end)
+    _add_field(stats, "rate", job.rate)
     _add_entries(stats, job.stats, _STATS_FIELDS)
     return root
 
@@ -233,6 +239,7 @@ _JOB_CHILDREN: Final = (
     "message",
     "qemu-id",
     "stalled",
+    "stale",
     "config",
     "stats",
 )
@@ -333,16 +340,18 @@ def _read_job(root: etree._Element) -> Job:
     _check_attrs(host, strings=("uri",))
     _no_content(host)
     time = children["time"]
-    _check_attrs(time, ("started", "finished"))
+    _check_attrs(time, ("started", "finished", "sampled"))
     _no_content(time)
     started = _float_attr(time, "started")
     finished = _float_attr(time, "finished") if "finished" in time.attrib else None
+    sampled = _float_attr(time, "sampled") if "sampled" in time.attrib else None
 
     message = _read_string(children["message"]) if "message" in children else ""
     qemu_id = _read_string(children["qemu-id"]) if "qemu-id" in children else ""
-    if "stalled" in children:
-        _check_attrs(children["stalled"])
-        _no_content(children["stalled"])
+    for flag in ("stalled", "stale"):
+        if flag in children:
+            _check_attrs(children[flag])
+            _no_content(children[flag])
 
     config_fields, config = _read_map(children.get("config"), _CONFIG_FIELDS)
     stats_fields, stats = _read_map(children.get("stats"), _STATS_FIELDS)
@@ -365,6 +374,9 @@ def _read_job(root: etree._Element) -> Job:
         message=message,
         qemu_id=qemu_id,
         stalled="stalled" in children,
+        sampled=sampled,
+        stale="stale" in children,
+        rate=stats_fields.get("rate"),
     )
 
 

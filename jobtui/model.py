@@ -166,6 +166,14 @@ class Job:
     message: str = ""  # why it ended, or what an operator must know ("stalled", "tainted")
     qemu_id: str = ""  # QEMU's internal job id where known (copy-vda-libvirt-1-format)
     stalled: bool = False
+    # When libvirt (or QEMU) last answered with these figures, epoch seconds.
+    sampled: float | None = None
+    # The figures are not current: the domain does not answer, its host is gone, or
+    # (an orphaned job kept from an earlier process) nothing has confirmed it since.
+    stale: bool = False
+    # Bytes/s over the recent window of samples (see engine/rate.py); None when unknown
+    # or when the figures are stale.
+    rate: int | None = None
 
     @property
     def name(self) -> str:

@@ -59,6 +59,9 @@ def jobs(draw: st.DrawFn) -> Job:
         message=draw(odd_text),
         qemu_id=draw(odd_text),
         stalled=draw(st.booleans()),
+        sampled=draw(st.none() | times),
+        stale=draw(st.booleans()),
+        rate=draw(ints),
     )
 
 

@@ -51,6 +51,10 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "message": job.message,
         "stalled": job.stalled,
         "qemu_id": job.qemu_id or None,
+        "rate": job.rate,
+        # When libvirt last answered with these figures, and whether they are still current.
+        "sampled": iso(job.sampled),
+        "stale": job.stale,
     }
 
 
