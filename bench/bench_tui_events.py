@@ -62,7 +62,7 @@ def emit_events(source: recorded.RecordedSource, n: int, rate: float) -> list[tu
 async def run(jobs: int, events: int, rate: float, interval: float, size: tuple[int, int]) -> None:
     source = recorded.many(jobs)
     flushes: list[FlushReport] = []
-    app = JobTUI(source, clock=source.clock, flush_interval=interval, on_flush=flushes.append)
+    app = JobTUI(source, clock=source.clock, coalesce=interval, on_flush=flushes.append)
     async with app.run_test(size=size) as pilot:
         await app.wait_until_loaded()
         await pilot.pause(0.5)
@@ -93,7 +93,7 @@ async def run(jobs: int, events: int, rate: float, interval: float, size: tuple[
     took = [f.took for f in flushes if f.touched]
 
     ms = 1000.0
-    print(f"jobtui TUI event latency — {jobs} jobs, {size[0]}x{size[1]}, flush every {interval}s")
+    print(f"jobtui TUI event latency — {jobs} jobs, {size[0]}x{size[1]}, coalescing window {interval}s")
     per_s = len(sent) / emitted_for
     print(f"  events emitted   {len(sent)} in {emitted_for:.2f} s ({per_s:.0f}/s)")
     print(f"  batches applied  {len(took)} (avg {len(sent) / max(1, len(took)):.0f} events each)")
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=2000.0, help="events per second")
-    parser.add_argument("--interval", type=float, default=0.25, help="UI flush interval (s)")
+    parser.add_argument("--interval", type=float, default=0.04, help="UI coalescing window (s)")
     parser.add_argument("--size", default="160x50", help="terminal WxH")
     args = parser.parse_args()
     w, h = (int(x) for x in args.size.split("x"))

@@ -290,20 +290,26 @@ async def test_events_from_another_thread_show_after_a_tick():
         assert cell(table, pull, "progress").endswith("70%")
 
 
-async def test_updates_are_batched_until_the_tick():
+async def test_updates_that_follow_a_paint_closely_are_coalesced():
     src = recorded.busy()
     pull = key_of(src, "pull-vdb")
     flushes = []
-    app = make_app(src, flush_interval=3600, on_flush=flushes.append)
+    # A coalescing window that never closes by itself: the load's paint opened it.
+    app = make_app(src, coalesce=3600, on_flush=flushes.append)
     async with app.run_test(size=(140, 40)) as pilot:
         table = await loaded(app, pilot)
         flushes.clear()
         end = src.job(pull).end
-        threading.Thread(target=lambda: src.progress(pull, current=end // 2)).start()
-        await pilot.pause(0.2)
+        thread = threading.Thread(
+            target=lambda: [src.progress(pull, current=end * p // 100) for p in (45, 48, 50)]
+        )
+        thread.start()
+        thread.join()
+        await pilot.pause()
         assert cell(table, pull, "progress").endswith("42%")
         app.flush_updates()
         assert cell(table, pull, "progress").endswith("50%")
+        # Three events, one paint.
         assert [f.touched for f in flushes] == [frozenset({pull})]
 
 

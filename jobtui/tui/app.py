@@ -1,16 +1,20 @@
 """The Textual app: watch and steer jobs from any `JobSource`.
 
-Data flows one way. The engine's callbacks (on its threads) only post the
-immutable event to the app; the app folds events into its `JobStore` and
-repaints at most once per tick. Everything that may block on the engine (the
-job list, control, job XML) runs in a thread worker that answers with a typed
+Data flows one way. The engine's callbacks (on its threads) only queue the
+immutable event and wake the app (one wake-up message for however many events
+are queued); the app folds the queued events into its `JobStore` and paints at
+once when the screen is idle, or at most once per `coalesce` seconds while
+events keep coming (a storm). Everything that may block on the engine (the job
+list, control, job XML) runs in a thread worker that answers with a typed
 message. The event loop never waits on libvirt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
@@ -22,6 +26,7 @@ from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 
 from jobtui.model import (
@@ -38,7 +43,7 @@ from jobtui.source import JobSource
 from jobtui.support import Options, refusal
 from jobtui.tui import keymap
 from jobtui.tui.format import short_host
-from jobtui.tui.messages import ControlFinished, EngineEventArrived, SnapshotLoaded, XmlLoaded
+from jobtui.tui.messages import ControlFinished, EngineEventsPending, SnapshotLoaded, XmlLoaded
 from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
 from jobtui.tui.screens.help import HelpScreen
@@ -90,10 +95,14 @@ class JobTUI(App[None]):
         keymap_path: Path | None = None,
         clock: Callable[[], float] = time.time,
         tz: tzinfo | None = None,
-        flush_interval: float = 0.25,
+        coalesce: float = 0.04,
         on_flush: Callable[[FlushReport], None] | None = None,
     ) -> None:
-        """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local)."""
+        """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local).
+
+        `coalesce`: while events keep coming, paint at most once per this many seconds
+        (an event that finds the screen idle for that long is painted at once).
+        """
         super().__init__()
         self.source = source
         self._force_readonly = readonly
@@ -101,8 +110,15 @@ class JobTUI(App[None]):
         self._user_keymap: dict[str, str] = {}
         self._clock = clock
         self._tz = tz
-        self._flush_interval = flush_interval
+        self._coalesce = coalesce
         self._on_flush = on_flush
+        # Engine threads append here; the UI drains it. One wake-up message is in flight
+        # at most, however many events are queued behind it.
+        self._inbox: deque[tuple[EngineEvent, float]] = deque()
+        self._inbox_lock = threading.Lock()
+        self._wake_posted = False
+        self._last_paint = float("-inf")  # time.monotonic() of the last applied batch
+        self._paint_timer: Timer | None = None
         self._store = JobStore()
         self._scope: Scope = ALL
         self._filter = ""
@@ -139,7 +155,8 @@ class JobTUI(App[None]):
         await self._loaded.wait()
 
     def flush_updates(self) -> None:
-        """Apply pending engine events now instead of at the next tick."""
+        """Apply every engine event handed over so far, now."""
+        self._drain()
         self._apply_batch()
 
     # --- layout ----------------------------------------------------------------------------
@@ -163,7 +180,9 @@ class JobTUI(App[None]):
             for problem in problems:
                 self.notify(problem, title="keymap", severity="warning", timeout=10)
         self._unsubscribe = self.source.subscribe(self._hand_off)
-        self.set_interval(self._flush_interval, self._apply_batch)
+        # Elapsed times and ETAs move with the clock, not only with events. A tick
+        # that finds nothing changed on screen paints nothing.
+        self.set_interval(1.0, self._apply_batch)
         self._apply_width(self.size.width)
         self._load(self._store.seq)
 
@@ -188,21 +207,48 @@ class JobTUI(App[None]):
     # --- engine → UI -----------------------------------------------------------------------
 
     def _hand_off(self, event: EngineEvent) -> None:
-        # Runs on an engine thread: stamp and post, nothing else (post_message is thread-safe).
-        self.post_message(EngineEventArrived(event, self._clock()))
+        # Runs on an engine thread: stamp, queue, and wake the UI if no wake-up is on
+        # its way already (post_message is thread-safe). Nothing else.
+        item = (event, self._clock())
+        with self._inbox_lock:
+            self._inbox.append(item)
+            if self._wake_posted:
+                return
+            self._wake_posted = True
+        self.post_message(EngineEventsPending())
 
-    def on_engine_event_arrived(self, message: EngineEventArrived) -> None:
-        event = message.event
-        if isinstance(event, HostChanged):
-            before = self._store.hosts.get(event.host.uri)
-            if (
-                event.host.state is HostState.CONNECTED
-                and before is not None
-                and before.state is not HostState.CONNECTED
-            ):
-                # Back from a lost connection: rebuild from a fresh list (keyed rows: no dupes).
-                self._load(self._store.seq)
-        self._store.apply(event, message.at)
+    def on_engine_events_pending(self, message: EngineEventsPending) -> None:
+        self._drain()
+        wait = self._last_paint + self._coalesce - time.monotonic()
+        if wait <= 0:
+            # The screen has been idle: this event is the news, paint it now.
+            self._apply_batch()
+        elif self._paint_timer is None:
+            # Events keep coming: one paint when the window closes takes them all.
+            self._paint_timer = self.set_timer(wait, self._coalesced_paint)
+
+    def _coalesced_paint(self) -> None:
+        self._paint_timer = None
+        self._drain()
+        self._apply_batch()
+
+    def _drain(self) -> None:
+        """Fold every queued engine event into the store (cheap: dict writes)."""
+        with self._inbox_lock:
+            items = list(self._inbox)
+            self._inbox.clear()
+            self._wake_posted = False
+        for event, at in items:
+            if isinstance(event, HostChanged):
+                before = self._store.hosts.get(event.host.uri)
+                if (
+                    event.host.state is HostState.CONNECTED
+                    and before is not None
+                    and before.state is not HostState.CONNECTED
+                ):
+                    # Back from a lost connection: rebuild from a fresh list (keyed rows).
+                    self._load(self._store.seq)
+            self._store.apply(event, at)
 
     @work(thread=True, exclusive=True, group="load")
     def _load(self, since_seq: int) -> None:
@@ -230,7 +276,7 @@ class JobTUI(App[None]):
         self._apply_batch()
         self._loaded.set()
 
-    # --- the one repaint per tick --------------------------------------------------------
+    # --- one paint for whatever changed ----------------------------------------------------
 
     def _visible(self, job: Job) -> bool:
         return (
@@ -256,6 +302,9 @@ class JobTUI(App[None]):
         self._last_second = second
         if not changes and not new_second and not self._view_dirty:
             return
+        if changes:
+            # Clock ticks do not count: only engine news opens a coalescing window.
+            self._last_paint = time.monotonic()
         store = self._store
         table = self.query_one(JobTable)
 
@@ -291,7 +340,10 @@ class JobTUI(App[None]):
                 host = store.hosts.get(t.key.host)
                 name = short_host(t.key.host, host.hostname if host is not None else "")
                 log.write(log_line(t, name, self._tz, pal))
-        self._sync_detail(changed=changes.jobs, force=new_second or self._view_dirty)
+        # Only an active job's figures (elapsed) move with the clock alone.
+        selected = self.selected_job
+        ticking = new_second and selected is not None and selected.state.active
+        self._sync_detail(changed=changes.jobs, force=ticking or self._view_dirty)
         self._view_dirty = False
         if self._on_flush is not None:
             done = time.perf_counter()

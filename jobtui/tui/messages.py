@@ -11,15 +11,13 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from jobtui.model import ControlOp, Domain, EngineEvent, Host, Job, JobKey
+from jobtui.model import ControlOp, Domain, Host, Job, JobKey
 
 
 @dataclass
-class EngineEventArrived(Message):
-    """An immutable engine event, stamped with the UI clock when the engine handed it over."""
-
-    event: EngineEvent
-    at: float
+class EngineEventsPending(Message):
+    """Engine events are queued for the UI (the app's inbox; each is stamped with the
+    UI clock when the engine handed it over). One is in flight however many wait."""
 
 
 @dataclass

@@ -113,6 +113,10 @@ class FieldGrid:
 class DetailPane(VerticalScroll):
     """Scrollable, so a job with many stats still fits a 24-line terminal."""
 
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self._shown: object = None  # what is on screen now: an unchanged job is not repainted
+
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
         yield Static(id="detail-fields")
@@ -133,12 +137,23 @@ class DetailPane(VerticalScroll):
         empty: str = "no job selected",
     ) -> None:
         title = self.query_one("#detail-title", Static)
+        pal = palette(self.app.no_color)
         if job is None:
-            title.update(Text(empty, style=palette(self.app.no_color).muted))
-            self.query_one("#detail-fields", Static).update("")
+            if self._shown != ("empty", empty, pal):
+                self._shown = ("empty", empty, pal)
+                title.update(Text(empty, style=pal.muted))
+                self.query_one("#detail-fields", Static).update("")
             self.set_class(True, "-empty")
             return
         self.set_class(False, "-empty")
+        rate = track.rate if track is not None else None
+        rows = _fields(job, domain, rate, now, pal)
+        history = list(track.history) if track is not None else []
+        shown = (job.key, rows, hints or [], history, pal)
+        if shown == self._shown:
+            # Same text in every field (a poll that found nothing new): no repaint.
+            return
+        self._shown = shown
         title.update(
             Text.assemble(
                 (job.name, "bold"),
@@ -147,12 +162,7 @@ class DetailPane(VerticalScroll):
                 f" ({short_host(job.host)})",
             )
         )
-        rate = track.rate if track is not None else None
-        pal = palette(self.app.no_color)
-        self.query_one("#detail-fields", Static).update(
-            FieldGrid(_fields(job, domain, rate, now, pal), hints or [], pal)
-        )
-        history = list(track.history) if track is not None else []
+        self.query_one("#detail-fields", Static).update(FieldGrid(rows, hints or [], pal))
         self.query_one("#detail-spark", Sparkline).data = history
         peak = f"max {human_rate(max(history))}" if history else "no samples yet"
         self.query_one("#detail-rate-max", Label).update(peak)

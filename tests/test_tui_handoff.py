@@ -1,0 +1,197 @@
+"""How engine events reach the screen: at once when the screen is idle, coalesced in a
+storm, none lost, and no frame when nothing on screen changed.
+
+RecordedSource (canned data) and Textual's pilot. No assertion here is about time: a
+sleep only ever makes the screen *more* idle, and frames are counted, not timed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any
+
+from jobtui import recorded
+from jobtui.model import JobKey
+from jobtui.recorded import RecordedSource
+from jobtui.tui.app import FlushReport, JobTUI
+from jobtui.tui.widgets.detail import DetailPane
+from jobtui.tui.widgets.job_table import JobTable
+
+SIZE = (140, 40)
+
+
+def make_app(source: RecordedSource, **kw: Any) -> JobTUI:
+    return JobTUI(source, clock=source.clock, tz=UTC, **kw)
+
+
+def key_of(source: RecordedSource, name: str) -> JobKey:
+    return next(j.key for j in source.jobs() if j.name == name)
+
+
+def cell(table: JobTable, key: JobKey, column: str) -> str:
+    return str(table.get_cell(str(key), column))
+
+
+@contextmanager
+def frames(app: JobTUI) -> Iterator[list[object]]:
+    """Every frame Textual composes for the terminal while inside (the screen's
+    updates as handed to the driver; a headless run composes them too)."""
+    seen: list[object] = []
+    real = app._display
+
+    def counting(screen: Any, renderable: Any) -> None:
+        if renderable is not None:
+            seen.append(renderable)
+        real(screen, renderable)
+
+    app._display = counting  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        app._display = real  # type: ignore[method-assign]
+
+
+async def quiet(app: JobTUI, pilot: Any) -> None:
+    """Until the first frames after launch (layout, footer, tree) are all drawn."""
+    for _ in range(30):
+        with frames(app) as seen:
+            await pilot.pause(0.3)
+        if not seen:
+            return
+    raise AssertionError("the screen never stopped repainting")
+
+
+def from_thread(fn: Any) -> None:
+    """Run `fn` on another thread, as the engine's callbacks run."""
+    thread = threading.Thread(target=fn)
+    thread.start()
+    thread.join()
+
+
+async def test_an_event_on_an_idle_screen_is_painted_without_waiting_for_a_tick():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    flushes: list[FlushReport] = []
+    app = make_app(src, on_flush=flushes.append)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        table = app.query_one(JobTable)
+        # Longer than the coalescing window: the screen is idle (a slow machine only
+        # makes it idler).
+        await pilot.pause(0.3)
+        flushes.clear()
+        end = src.job(pull).end
+        from_thread(lambda: src.progress(pull, current=end // 2))
+        await pilot.pause()
+        # No flush_updates(), no batch tick: the hand-off itself painted it.
+        assert cell(table, pull, "progress").endswith("50%")
+        assert [f.touched for f in flushes] == [frozenset({pull})]
+
+
+async def test_a_storm_loses_no_event_and_is_coalesced():
+    src = recorded.many(2000)
+    keys = [j.key for j in src.jobs()]
+    flushes: list[FlushReport] = []
+    app = make_app(src, on_flush=flushes.append)
+    events = 6000
+
+    def storm() -> None:
+        for i in range(events):
+            key = keys[(i * 7919) % len(keys)]
+            job = src.job(key)
+            assert job is not None and job.current is not None and job.end is not None
+            src.progress(key, current=(job.current + job.end // 100) % job.end)
+
+    async with app.run_test(size=(160, 50)) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause()
+        flushes.clear()
+        thread = threading.Thread(target=storm)
+        thread.start()
+        while thread.is_alive():
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)  # the last window closes by itself
+        table = app.query_one(JobTable)
+        shown = {k: cell(table, k, "progress") for k in keys}
+        app.flush_updates()  # anything still pending would change the screen now
+        assert {k: cell(table, k, "progress") for k in keys} == shown
+    # What the user sees is the source's last word on every job: nothing lost.
+    pal_free = {k: shown[k].split()[-1] for k in keys}
+    for key in keys:
+        job = src.job(key)
+        assert job is not None and job.progress is not None
+        assert pal_free[key] == f"{job.progress * 100:.0f}%"
+    # Every job touched, in far fewer paints than events.
+    assert set().union(*(f.touched for f in flushes)) == set(keys)
+    assert len(flushes) < events / 20
+
+
+async def test_nothing_is_redrawn_when_nothing_changed():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await quiet(app, pilot)
+        job = src.job(pull)
+        with frames(app) as seen:
+            # Idle for more than one clock tick: the clock did not move, nothing did.
+            await pilot.pause(1.3)
+            # A poll that found nothing new: the same job again.
+            from_thread(lambda: src.progress(pull, current=job.current))
+            await pilot.pause()
+            app.flush_updates()
+            await pilot.pause()
+        assert seen == []
+
+
+async def test_a_progress_step_below_the_shown_precision_repaints_nothing():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        table = app.query_one(JobTable)
+        # Another job is selected: its detail pane is not about `pull`.
+        assert app.selected_job is not None and app.selected_job.key != pull
+        await quiet(app, pilot)
+        job = src.job(pull)
+        before = cell(table, pull, "progress")
+        with frames(app) as seen:
+            # 4 KiB further out of gigabytes: the rounded percentage stays; the rate
+            # column needs two samples at different times (the clock did not move).
+            from_thread(lambda: src.progress(pull, current=job.current + 4096))
+            await pilot.pause()
+            app.flush_updates()
+            await pilot.pause()
+        assert cell(table, pull, "progress") == before
+        assert seen == []
+
+
+async def test_the_clock_repaints_only_what_moves_with_it():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause()
+        table = app.query_one(JobTable)
+        active = [k for k in table.job_keys if src.job(k).state.active]
+        finished = [k for k in table.job_keys if not src.job(k).state.active]
+        assert active and finished
+        before = {k: cell(table, k, "elapsed") for k in table.job_keys}
+        src.clock.advance(1.0)
+        app.flush_updates()
+        after = {k: cell(table, k, "elapsed") for k in table.job_keys}
+        assert all(after[k] != before[k] for k in active)
+        assert all(after[k] == before[k] for k in finished)
+        # A finished job selected: its detail pane does not move with the clock.
+        assert table.select(finished[0])
+        await pilot.pause()
+        detail = app.query_one(DetailPane)
+        shown = detail._shown
+        src.clock.advance(1.0)
+        app.flush_updates()
+        assert detail._shown is shown
