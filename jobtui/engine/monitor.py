@@ -31,7 +31,7 @@ from jobtui.engine import control as ctl
 from jobtui.engine.connection import HostConnection, libvirt_reason
 from jobtui.engine.events import LibvirtEvent
 from jobtui.engine.registry import Registry
-from jobtui.engine.sample import CallCounter, DomainSample, sample_domain
+from jobtui.engine.sample import CallCounter, DomainSample, quick_sample, sample_domain
 from jobtui.engine.worker import DomainWorker
 from jobtui.model import (
     SAME_RUN_SECONDS,
@@ -45,6 +45,7 @@ from jobtui.model import (
     JobControlError,
     JobDismissed,
     JobKey,
+    JobState,
 )
 from jobtui.support import Options, refusal
 from jobtui.units import parse_bandwidth
@@ -109,6 +110,7 @@ class _DomainSlot:
         self.next_due = 0.0
         self.idle_polls = 0
         self.polled_once = threading.Event()
+        self.quick_seen = threading.Event()  # the first look without the QEMU monitor came
 
 
 class JobMonitor:
@@ -150,7 +152,11 @@ class JobMonitor:
         self.history = history
         self.errors: list[str] = []  # the last internal errors (logged), for tests and --debug
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._reg = Registry(stall_after=stall_after, stall_passes=stall_passes)
+        self._reg = Registry(
+            stall_after=stall_after,
+            stall_passes=stall_passes,
+            qemu_monitor=self.options.allow_qemu_monitor,
+        )
         self._lock = threading.RLock()  # guards the snapshots readers see
         self._subs: list[Subscriber] = []
         self._hosts: dict[str, Host] = {}
@@ -176,7 +182,11 @@ class JobMonitor:
             )
         if history is not None:
             for job in history.jobs():
-                if job.host in self._hosts:
+                if job.host not in self._hosts:
+                    continue
+                if job.state is JobState.ORPHANED:
+                    self._reg.adopt_kept(job)
+                else:
                     self._reg.finished[job.key] = job
         self._dispatcher = threading.Thread(target=self._run, name="jobtui dispatcher", daemon=True)
 
@@ -208,8 +218,12 @@ class JobMonitor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Until every host answered (or failed) and every domain was sampled once."""
+    def wait_ready(self, timeout: float = 10.0, settle_after: float | None = None) -> bool:
+        """Until every host answered (or failed) and every domain was sampled once.
+
+        With `settle_after`, a domain that gave its first look (state, XML) but whose
+        QEMU has not answered for that long counts as settled: it is marked unresponsive
+        and its jobs stale, so a command can answer with what it knows."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
@@ -218,11 +232,24 @@ class JobMonitor:
             settled = all(
                 h.state is HostState.DISCONNECTED or self._listed[h.uri].is_set() for h in hosts
             )
+            mono = time.monotonic()
+            stuck = [
+                s
+                for s in slots
+                if settle_after is not None
+                and not s.polled_once.is_set()
+                and s.quick_seen.is_set()
+                and s.worker.stuck_for(mono) >= settle_after
+            ]
             if settled and all(
-                s.polled_once.is_set()
+                s.polled_once.is_set() or s in stuck
                 for s in slots
                 if self._hosts[s.host].state is HostState.CONNECTED
             ):
+                for s in stuck:
+                    self._on_dispatcher(
+                        lambda s=s: self._reg.set_responsive(s.host, s.uuid, False)
+                    )
                 return True
             time.sleep(0.02)
         return False
@@ -359,9 +386,12 @@ class JobMonitor:
             self._reg.finished.pop(job.key, None)
             self._reg.out.append(JobDismissed(job.key))
 
-        if self.history is not None:
-            self.history.dismiss(job.key)
+        # False: another process dismissed it since we read the history (never recorded:
+        # a blockdev-create, which only this process knew).
+        gone = self.history is not None and not self.history.dismiss(job.key)
         self._on_dispatcher(drop, timeout=5.0)
+        if gone and job.type.value != "blockdev-create":
+            return f"{job.name} on {job.domain} was already gone from the history"
         return f"dismissed {job.name} on {job.domain}"
 
     # --- the dispatcher --------------------------------------------------------------
@@ -425,7 +455,9 @@ class JobMonitor:
             slot = self._slots.get((item.host, item.sample.uuid))
             self._reg.apply_sample(item.host, item.sample)
             if slot is not None:
-                slot.polled_once.set()
+                slot.quick_seen.set()
+                if item.sample.full:
+                    slot.polled_once.set()
             if item.sample.gone:
                 self._drop_slot(item.host, item.sample.uuid)
         elif isinstance(item, _PollFailed):
@@ -445,6 +477,7 @@ class JobMonitor:
                     d.xml_dirty = d.want_completed = True
         elif isinstance(item, _HostDown):
             self._set_host(item.host, HostState.DISCONNECTED, item.reason)
+            self._reg.host_lost(item.host)
             self._listed[item.host].set()
             # Workers may be stuck in calls on the dead connection: fresh ones
             # come with the next domain list. Jobs stay in the registry.
@@ -492,6 +525,7 @@ class JobMonitor:
             if host == item.host and uuid not in seen:
                 self._reg.remove_domain(host, uuid, time.time())
                 self._drop_slot(host, uuid)
+        self._reg.end_absent(item.host, seen, time.time())
         self._listed[item.host].set()
 
     def _watchdog(self) -> None:
@@ -508,10 +542,10 @@ class JobMonitor:
             d = self._reg.domains.get((slot.host, slot.uuid))
             if d is None:
                 continue
+            # Back to responsive only when a full sample answers (Registry.apply_sample):
+            # a call that gave up after libvirt's 30 s lock wait proves nothing.
             if stuck and d.responsive:
                 self._reg.set_responsive(slot.host, slot.uuid, False)
-            elif not stuck and not d.responsive and slot.worker.busy_since is None:
-                self._reg.set_responsive(slot.host, slot.uuid, True)
 
     def _schedule(self, mono: float) -> None:
         for uri, host in self._hosts.items():
@@ -573,14 +607,31 @@ class JobMonitor:
             )
         slot.next_due = mono + interval
         slot.idle_polls = 0 if tracks else slot.idle_polls + 1
-        read_xml = d is None or d.xml_dirty or slot.idle_polls % 15 == 1
+        first = not slot.polled_once.is_set()
+        read_xml = first or d is None or d.xml_dirty or slot.idle_polls % 15 == 1
         want_completed = d is None or d.want_completed
         disks = d.disks if d is not None else ()
+        # QEMU's own job list (opt-in: it taints): at the first look after every
+        # (re)connect, and while a job only QEMU can see is tracked.
+        ask_qemu = self.options.allow_qemu_monitor and (
+            first
+            or any(
+                t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu"
+                for t in tracks
+            )
+        )
         slot.worker.poll_pending = True
         host, uuid, dom, counter = slot.host, slot.uuid, slot.dom, slot.counter
 
         def poll() -> None:
             try:
+                if first:
+                    # What answers without QEMU first: a stopped QEMU or another job's
+                    # lock must not hide the domain, or a mirror its XML shows.
+                    quick = quick_sample(dom, read_xml=True, counter=counter, now=time.time())
+                    self._q.put(_Sampled(host, quick))
+                    if quick.gone:
+                        return
                 s = sample_domain(
                     dom,
                     read_xml=read_xml,
@@ -588,6 +639,7 @@ class JobMonitor:
                     want_completed=want_completed,
                     counter=counter,
                     now=time.time(),
+                    ask_qemu=ask_qemu,
                 )
                 self._q.put(_Sampled(host, s))
             except libvirt.libvirtError as err:

@@ -27,6 +27,9 @@ from typing import Any
 import libvirt
 
 from jobtui.engine import events as ev
+from jobtui.engine.limbo import LimboRules
+from jobtui.engine.qemu_jobs import parse_qemu_job_id
+from jobtui.engine.rate import RateWindow
 from jobtui.engine.sample import (
     ACTIVE_STATES,
     BLOCK_TYPES,
@@ -81,15 +84,6 @@ KILLED_DETAILS = frozenset(
     {libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED}
 )
 BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
-QEMU_JOB_PREFIX = {
-    "pull": JobType.BLOCK_PULL,
-    "copy": JobType.BLOCK_COPY,
-    "commit": JobType.BLOCK_COMMIT,
-    "active-commit": JobType.BLOCK_COMMIT_ACTIVE,
-    "backup": JobType.BACKUP,
-    "create": JobType.BLOCKDEV_CREATE,
-}
-
 
 @dataclass
 class Convergence:
@@ -164,8 +158,7 @@ class Track:
     abort_requested: bool = False
     paused_since: float | None = None
     state_before_pause: JobState | None = None
-    last_sample: tuple[float, int] | None = None  # (time, current) for the rate
-    rate: float | None = None
+    window: RateWindow = field(default_factory=RateWindow)
     conv: Convergence | None = None
     stall_msg: str = ""  # the message this engine set for a stall, to clear it again
     # How libvirt or QEMU said the job ended before it vanished from jobStats
@@ -174,6 +167,8 @@ class Track:
     seen_start: bool = False  # an incoming migration seen from its start (event)
     # A migration-in that ended here, waiting for the source's verdict.
     awaiting_source: bool = False
+    kept_at: float = 0.0  # when an orphaned job was last handed to the history
+    unconfirmed: bool = False  # shown from the XML alone; no full look has seen it yet
 
 
 @dataclass
@@ -199,21 +194,11 @@ class DomainInfo:
     # When QEMU began taking in a migration stream while the domain was off: a
     # restore, or a migration-in until STARTED/MIGRATED says so.
     stream_in: float | None = None
+    domain_id: int = -1  # libvirt's id of the running QEMU (changes with every start)
+    full_once: bool = False  # a full sample (QEMU asked) has been applied
 
     def snapshot(self) -> Domain:
         return Domain(self.host, self.uuid, self.name, self.state, self.responsive)
-
-
-def parse_qemu_job_id(qid: str) -> tuple[JobType, str]:
-    """`copy-vda-libvirt-1-format` -> (block-copy, 'vda'); `create-libvirt-2-format` -> create."""
-    for prefix in ("active-commit", "pull", "copy", "commit", "backup", "create"):
-        if qid.startswith(prefix + "-"):
-            rest = qid[len(prefix) + 1 :]
-            if prefix == "create":
-                return JobType.BLOCKDEV_CREATE, ""
-            disk = rest.split("-", 1)[0]
-            return QEMU_JOB_PREFIX[prefix], disk
-    return JobType.UNKNOWN, ""
 
 
 def _int(v: Any) -> int | None:
@@ -246,14 +231,17 @@ def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, in
     return _int(stats.get("disk_processed")), _int(stats.get("disk_total"))
 
 
-class Registry:
+class Registry(LimboRules):
     def __init__(
         self,
         qemu_events_hosts: set[str] | None = None,
         *,
         stall_after: float = 150.0,
         stall_passes: int = 10,
+        qemu_monitor: bool = False,
     ) -> None:
+        # The user allowed asking QEMU's monitor (which taints the domain).
+        self.qemu_monitor = qemu_monitor
         # A job whose remaining data has not shrunk for stall_after seconds (as
         # KubeVirt's progressTimeout), or a migration whose last stall_passes
         # passes did not start with less to send, is flagged stalled.
@@ -270,6 +258,7 @@ class Registry:
             qemu_events_hosts if qemu_events_hosts is not None else set()
         )
         self.out: list[EngineEvent] = []
+        # Jobs for the history: the finished ones, and orphaned ones (see limbo.py).
         self.newly_finished: list[Job] = []
         self.poke: set[tuple[str, str]] = set()
         self.pending_creates: dict[tuple[str, str, str], tuple[float, str, str]] = {}
@@ -354,24 +343,56 @@ class Registry:
             if t.job.type is JobType.MIGRATION_OUT:
                 self._source_ended(t.job, at)
 
-    def _update(self, t: Track, at: float, **changes: Any) -> None:
-        cur = changes.get("current")
-        if cur is not None:
-            if t.last_sample is not None and at > t.last_sample[0] and cur >= t.last_sample[1]:
-                t.rate = (cur - t.last_sample[1]) / (at - t.last_sample[0])
-            t.last_sample = (at, cur)
+    def _update(
+        self,
+        t: Track,
+        at: float,
+        *,
+        sampled: float | None = None,
+        certain: bool = True,
+        **changes: Any,
+    ) -> None:
+        """`sampled`: when libvirt answered with these figures; they are current again."""
+        if sampled is not None:
+            cur = changes.get("current", t.job.current)
+            if not certain or t.job.stale:
+                t.window.reset()  # figures across a gap of unknown length say nothing
+            if cur is not None:
+                t.window.add(sampled, cur)
+            rate = t.window.rate(sampled)
+            changes.update(sampled=sampled, stale=False, rate=None if rate is None else round(rate))
         new = t.job.evolve(**changes)
         if new != t.job:
+            # A fresh sample time alone is no news for subscribers: the figures did not move.
+            news = new.evolve(sampled=t.job.sampled) != t.job
             t.job = new
-            self.out.append(JobProgress(new))
+            if news:
+                self.out.append(JobProgress(new))
             if new.type.is_migration:
                 self.migrations[(new.key.domain_uuid, new.host, new.type)] = new
 
+    def _mark_stale(self, t: Track) -> None:
+        if not t.job.stale:
+            t.window.reset()
+            t.job = t.job.evolve(stale=True, rate=None)
+            self.out.append(JobProgress(t.job))
+
     def set_responsive(self, host: str, uuid: str, responsive: bool) -> None:
+        """Unresponsive: the domain's figures stop being current. Responsive again only
+        when a full sample answers (apply_sample), never because a call gave up."""
         d = self.domains.get((host, uuid))
         if d is not None and d.responsive != responsive:
             d.responsive = responsive
             self.out.append(DomainChanged(d.snapshot()))
+        if not responsive:
+            for t in self._tracks_of(host, uuid):
+                self._mark_stale(t)
+
+    def host_lost(self, host: str) -> None:
+        """The connection is gone: every figure of the host's jobs is now old."""
+        for (h, _u, _n), t in list(self.active.items()):
+            if h == host:
+                self._mark_stale(t)
 
     def remove_domain(self, host: str, uuid: str, at: float) -> None:
         d = self.domains.pop((host, uuid), None)
@@ -399,8 +420,23 @@ class Registry:
             d.disks = s.disks
             d.xml_dirty = False
         d.starting_up = s.state == "paused" and s.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+        if s.domain_id != d.domain_id:
+            d.domain_id = s.domain_id
+            self._orphans_outlived(d, s.taken)
+        if not s.full:
+            self._mirrors_from_xml(d, s)
+            return
+        d.full_once = True
+        self.set_responsive(host, s.uuid, True)
         self._apply_domain_job(d, s)
         self._apply_block_jobs(d, s)
+        if s.qemu_jobs is not None:
+            self._reconcile_qemu(d, s, s.qemu_jobs)
+        for t in self._tracks_of(host, s.uuid):
+            # The domain answered: what its jobs show is current again (an orphan's
+            # figures come only from QEMU's job list, which clears its own flag).
+            if t.job.stale and t.job.state is not JobState.ORPHANED and not t.unconfirmed:
+                self._update(t, s.taken, stale=False)
 
     def _active_domain_job(self, d: DomainInfo) -> Track | None:
         for t in self._tracks_of(d.host, d.uuid):
@@ -497,6 +533,8 @@ class Registry:
         self._update(
             t,
             s.taken,
+            sampled=s.answered,
+            certain=s.certain,
             stats=FrozenMap(_merge_disk_stats(stats, t.job.stats)),
             current=cur,
             end=end,
@@ -675,6 +713,8 @@ class Registry:
             )
 
     def _apply_block_jobs(self, d: DomainInfo, s: DomainSample) -> None:
+        if s.block is None:
+            return  # not asked: it would have waited on another job's lock
         domain_job = self._active_domain_job(d)
         by_disk = {t.disk: t for t in self._tracks_of(d.host, d.uuid) if t.disk}
         mirrors = {di.target: di for di in d.disks}
@@ -694,7 +734,10 @@ class Registry:
             name = block_job_name(typ, disk)
             t = by_disk.pop(disk, None)
             if t is not None and t.job.name != name:
-                self._vanished(t, s.taken, "replaced by another job on the same disk")
+                if t.unconfirmed:
+                    self._drop_unconfirmed(t)
+                else:
+                    self._vanished(t, s.taken, "replaced by another job on the same disk")
                 t = None
             mi = mirrors.get(disk)
             if t is None:
@@ -712,6 +755,7 @@ class Registry:
                 if state is JobState.READY:
                     self._set_state(t, JobState.READY, s.taken)
             t.gone_since = None
+            t.unconfirmed = False
             bw = int(info.get("bandwidth", 0)) or None
             config = dict(t.job.config)
             if mi is not None and mi.mirror_dest and "destination" not in config:
@@ -719,6 +763,8 @@ class Registry:
             self._update(
                 t,
                 s.taken,
+                sampled=s.answered,
+                certain=s.certain,
                 current=int(info.get("cur", 0)),
                 end=int(info.get("end", 0)),
                 bandwidth=bw,
@@ -739,7 +785,10 @@ class Registry:
             self._block_convergence(t, s.taken)
         if s.state and s.block is not None:
             for disk, t in by_disk.items():
-                if t.job.state is JobState.ORPHANED:
+                if t.unconfirmed:
+                    self._drop_unconfirmed(t)
+                    continue
+                if t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu":
                     continue
                 if disk not in mirrors and t.job.state.active:
                     continue  # device removal is handled by its own event
@@ -1049,7 +1098,7 @@ class Registry:
                     f"disk {disk} was unplugged while the job ran: QEMU still runs it "
                     "but libvirt no longer sees it"
                 )
-                self._set_state(t, JobState.ORPHANED, e.time, message=msg)
+                self._orphan(t, d, e.time, msg)
             else:
                 self._vanished(t, e.time, f"its disk {disk} was unplugged")
 
@@ -1089,6 +1138,12 @@ class Registry:
             return
         qid, status = str(e.get("id", "")), str(e.get("status", ""))
         typ, disk = parse_qemu_job_id(qid)
+        mine = next((x for x in self._tracks_of(e.host, e.uuid) if x.job.qemu_id == qid), None)
+        if mine is not None and (
+            mine.job.state is JobState.ORPHANED or mine.job.config.get("seen-by") == "qemu"
+        ):
+            self._limbo_event(mine, status, e.time)
+            return
         if typ is JobType.BLOCKDEV_CREATE:
             self._create_job_event(d, qid, status, e.time)
             return
@@ -1106,16 +1161,7 @@ class Registry:
         if not t.job.qemu_id:
             t.job = t.job.evolve(qemu_id=qid)
         if t.job.state is JobState.ORPHANED:
-            if status in ("concluded", "null"):
-                if t.abort_requested:
-                    self._set_state(t, JobState.ABORTED, e.time, message="cancelled through QEMU")
-                else:
-                    self._set_state(
-                        t,
-                        JobState.UNKNOWN,
-                        e.time,
-                        message="the orphaned job ended; QEMU does not say how",
-                    )
+            self._limbo_event(t, status, e.time)
             return
         # A paused READY mirror is 'standby' in QEMU's words.
         if status in ("paused", "standby"):
@@ -1127,6 +1173,17 @@ class Registry:
                 back = t.state_before_pause or JobState.RUNNING
                 t.state_before_pause = None
                 self._set_state(t, back, e.time)
+
+    def _limbo_event(self, t: Track, status: str, at: float) -> None:
+        """QEMU's job event for a job only QEMU knows: the only word on how it goes."""
+        if status not in ("concluded", "null"):
+            return
+        if t.abort_requested:
+            self._set_state(t, JobState.ABORTED, at, message="cancelled through QEMU")
+        else:
+            self._set_state(
+                t, JobState.UNKNOWN, at, message="the job ended in QEMU; QEMU does not say how"
+            )
 
     def _create_job_event(self, d: DomainInfo, qid: str, status: str, at: float) -> None:
         """QEMU's image creation before a copy: normally a few milliseconds. It is

@@ -7,12 +7,15 @@ alone decides what changed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import libvirt
 from lxml import etree
 
+from jobtui.engine.qemu_jobs import QemuJob, query_qemu_jobs
+from jobtui.engine.rate import UNCERTAIN_CALL
 from jobtui.model import JobType
 
 # virDomainJobOperation -> job type (libvirt-domain.h).
@@ -98,11 +101,14 @@ class DomainSample:
     uuid: str
     name: str
     state: str
-    taken: float  # time.time() when the sample was taken
+    taken: float  # time.time() when the sample was begun
     disks: tuple[DiskInfo, ...] | None = None  # None: XML not re-read this time
     job_stats: dict[str, Any] = field(default_factory=dict)  # {} when none / not asked
     completed_stats: dict[str, Any] | None = None  # None when not asked for
-    block: dict[str, dict[str, int]] = field(default_factory=dict)  # disk -> blockJobInfo
+    # disk -> blockJobInfo; None when not asked: a first look that only read what needs
+    # no QEMU monitor, or a migration's destination, where blockJobInfo waits for the
+    # whole migration (docs/call-waits.md).
+    block: dict[str, dict[str, int]] | None = field(default_factory=dict)
     gone: bool = False  # the domain no longer exists
     error: str = ""
     reason: int = 0  # libvirt's state reason (virDomainPausedReason, ...)
@@ -111,6 +117,19 @@ class DomainSample:
     incoming: bool = False
     # migrateGetMaxSpeed while a migration-out runs, bytes/s; None when unlimited.
     max_speed: int | None = None
+    # time.time() when the last call answered: the time the figures belong to.
+    answered: float = 0.0
+    # False for a first look that read only what needs no QEMU monitor (state, XML).
+    full: bool = True
+    domain_id: int = -1  # libvirt's id of the running domain: it changes with every start
+    # QEMU's own jobs (query-jobs + query-block-jobs), with the QEMU-monitor opt-in only.
+    qemu_jobs: tuple[QemuJob, ...] | None = None
+
+    @property
+    def certain(self) -> bool:
+        """Whether the figures' time is known: a call that hung for a while read them
+        at some moment we cannot tell (a stopped QEMU that was continued)."""
+        return self.answered - self.taken <= UNCERTAIN_CALL
 
     @property
     def postcopy(self) -> str:
@@ -175,28 +194,20 @@ def sample_domain(
     want_completed: bool,
     counter: CallCounter,
     now: float,
+    ask_qemu: bool = False,
 ) -> DomainSample:
     """Everything the engine needs to know about `dom`'s jobs right now."""
-    counter.hit("state")
-    try:
-        st, reason = dom.state()
-    except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return DomainSample(uuid=dom.UUIDString(), name="", state="", taken=now, gone=True)
-        raise
-    state = DOMAIN_STATES.get(st, "unknown")
-    name = dom.name()
-    uuid = dom.UUIDString()
-    new_disks: tuple[DiskInfo, ...] | None = None
-    if read_xml:
-        counter.hit("XMLDesc")
-        new_disks = parse_disks(dom.XMLDesc(0))
-        disks = new_disks
+    quick = quick_sample(dom, read_xml=read_xml, counter=counter, now=now)
+    if quick.gone:
+        return quick
+    disks = quick.disks if quick.disks is not None else disks
+    state = quick.state
     job_stats: dict[str, Any] = {}
-    block: dict[str, dict[str, int]] = {}
+    block: dict[str, dict[str, int]] | None = {}
     completed = None
     incoming = False
     max_speed: int | None = None
+    qemu_jobs = None
     if state in ACTIVE_STATES:
         counter.hit("jobStats")
         try:
@@ -207,12 +218,21 @@ def sample_domain(
             incoming = True
         if job_stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
             counter.hit("migrateGetMaxSpeed")
-            max_speed = _max_speed(dom, reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
-        for d in disks:
-            counter.hit("blockJobInfo")
-            info = _block_info(dom, d.target)
-            if info:
-                block[d.target] = info
+            max_speed = _max_speed(dom, quick.reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
+        starting = state == "paused" and quick.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+        if incoming or starting:
+            # An incoming migration (or a restore, which is one) holds the domain's job:
+            # blockJobInfo would wait until it ends. Such a domain runs no block job.
+            block = None
+        else:
+            for d in disks:
+                counter.hit("blockJobInfo")
+                info = _block_info(dom, d.target)
+                if info:
+                    block[d.target] = info
+        if ask_qemu:
+            counter.hit("qemuMonitorCommand")
+            qemu_jobs = query_qemu_jobs(dom)
     if want_completed:
         counter.hit("jobStats")
         completed = _job_stats(
@@ -220,19 +240,52 @@ def sample_domain(
             libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED,
         )
     return DomainSample(
-        uuid=uuid,
-        name=name,
+        uuid=quick.uuid,
+        name=quick.name,
         state=state,
         taken=now,
-        disks=new_disks,
+        disks=quick.disks,
         # Only BOUNDED (1) and UNBOUNDED (2) are a running job: jobStats reads
-        # COMPLETED (3) for a moment before a save returns (facts §5).
+        # COMPLETED (3) for a moment before a save returns.
         job_stats=job_stats if job_stats.get("type", 0) in (1, 2) else {},
         completed_stats=completed,
         block=block,
-        reason=reason,
+        reason=quick.reason,
         incoming=incoming,
         max_speed=max_speed,
+        answered=time.time(),
+        domain_id=quick.domain_id,
+        qemu_jobs=qemu_jobs,
+    )
+
+
+def quick_sample(
+    dom: libvirt.virDomain, *, read_xml: bool, counter: CallCounter, now: float
+) -> DomainSample:
+    """What libvirt answers without asking QEMU (state, id, live XML): at once even
+    while QEMU is stopped or another job holds the domain. `full` is False."""
+    counter.hit("state")
+    try:
+        st, reason = dom.state()
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return DomainSample(uuid=dom.UUIDString(), name="", state="", taken=now, gone=True)
+        raise
+    new_disks: tuple[DiskInfo, ...] | None = None
+    if read_xml:
+        counter.hit("XMLDesc")
+        new_disks = parse_disks(dom.XMLDesc(0))
+    return DomainSample(
+        uuid=dom.UUIDString(),
+        name=dom.name(),
+        state=DOMAIN_STATES.get(st, "unknown"),
+        taken=now,
+        disks=new_disks,
+        block=None,
+        reason=reason,
+        answered=time.time(),
+        full=False,
+        domain_id=dom.ID(),
     )
 
 

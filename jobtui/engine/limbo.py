@@ -1,0 +1,214 @@
+"""Jobs libvirt no longer sees, and jobs known before libvirt could be asked.
+
+The proposal's "limbo" job: a block job whose disk was unplugged while QEMU kept
+running it. libvirt forgets it at once (no public API lists or stops it), so the
+engine keeps what it learned — QEMU's job id, the last figures, when it was last
+confirmed and in which QEMU process (libvirt's domain id) — in the history, where
+the next jobtui process finds it. That process shows it `orphaned` and stale until
+something confirms or ends it:
+- QEMU's own job events (any read-write connection receives them) end it;
+- with the QEMU-monitor opt-in, QEMU's job list confirms it, or shows it gone;
+- a domain that was stopped or restarted since (another domain id) took the job's
+  QEMU process with it; a domain that no longer exists did too.
+
+The same QEMU job list also shows jobs that libvirt lists nowhere at all (a job
+started through QMP by someone else): they are shown with what their id tells.
+
+Also here: the first look at a domain, which reads only what answers without the
+QEMU monitor, shows a mirror that libvirt's XML describes before its figures are
+known (a stopped QEMU never answers for them).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from jobtui.engine.qemu_jobs import QemuJob, parse_qemu_job_id
+from jobtui.engine.sample import ACTIVE_STATES, block_job_name
+from jobtui.model import FrozenMap, Job, JobDismissed, JobState, JobType
+
+if TYPE_CHECKING:
+    from jobtui.engine.registry import DomainInfo, Registry, Track
+    from jobtui.engine.sample import DomainSample
+
+# An orphaned job's record in the history is refreshed at most this often.
+KEEP_EVERY = 30.0
+MIRROR_TYPES = {"copy": JobType.BLOCK_COPY, "active-commit": JobType.BLOCK_COMMIT_ACTIVE}
+CONFIRM_FLAG = "--allow-qemu-monitor"
+
+
+def _clock(epoch: float | None) -> str:
+    if epoch is None:
+        return "an unknown time"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class LimboRules:
+    """Mixed into `Registry`: the rules above, on the registry's own tables."""
+
+    def _keep(self: Registry, t: Track, now: float, *, force: bool = False) -> None:
+        """Hand an orphaned job to the history (the dispatcher records what drain returns)."""
+        if force or now - t.kept_at >= KEEP_EVERY:
+            t.kept_at = now
+            self.newly_finished.append(t.job)
+
+    def adopt_kept(self: Registry, job: Job) -> None:
+        """An orphaned job an earlier process kept: shown, stale, until confirmed or ended."""
+        from jobtui.engine.registry import Track
+
+        disk = str(job.config.get("disk", ""))
+        how = (
+            "QEMU's job list will confirm it"
+            if self.qemu_monitor
+            else f"run with {CONFIRM_FLAG} to confirm it through QEMU's monitor"
+        )
+        msg = (
+            f"libvirt no longer sees this job (its disk {disk or '?'} is gone); QEMU still ran "
+            f"it when last confirmed at {_clock(job.sampled)}; {how}"
+        )
+        t = Track(job=job.evolve(stale=True, rate=None, message=msg), disk=disk)
+        t.kept_at = time.time()
+        self.active[(job.host, job.key.domain_uuid, job.name)] = t
+
+    def end_absent(self: Registry, host: str, listed: set[str], at: float) -> None:
+        """The host's domain list came: orphans of domains it no longer has are over."""
+        for (h, uuid, _n), t in list(self.active.items()):
+            if h == host and uuid not in listed and t.job.state is JobState.ORPHANED:
+                self._set_state(
+                    t,
+                    JobState.UNKNOWN,
+                    at,
+                    message="the domain no longer exists, and QEMU with it; how the job "
+                    "ended is not known",
+                )
+
+    def _orphans_outlived(self: Registry, d: DomainInfo, at: float) -> None:
+        """The domain's QEMU is another process (or none): its old jobs went with the old one."""
+        for t in self._tracks_of(d.host, d.uuid):
+            kept_id = t.job.config.get("qemu-domain-id")
+            if t.job.state is not JobState.ORPHANED or not isinstance(kept_id, int):
+                continue
+            if d.domain_id == kept_id and d.state in ACTIVE_STATES:
+                continue
+            self._set_state(
+                t,
+                JobState.UNKNOWN,
+                at,
+                message=(
+                    "the QEMU process that ran it has ended (the domain was stopped or "
+                    f"restarted) since it was last confirmed at {_clock(t.job.sampled)}; "
+                    "how the job ended is not known"
+                ),
+            )
+
+    def _orphan(self: Registry, t: Track, d: DomainInfo, at: float, msg: str) -> None:
+        config = dict(t.job.config, **{"qemu-domain-id": d.domain_id})
+        config.setdefault("disk", t.disk)
+        self._set_state(t, JobState.ORPHANED, at, message=msg, config=FrozenMap(config))
+        self._mark_stale(t)
+        self._keep(t, at, force=True)
+
+    def _mirrors_from_xml(self: Registry, d: DomainInfo, s: DomainSample) -> None:
+        """A first look that read only the XML: a copy or active commit it describes is
+        shown at once, its figures unknown (stale), until QEMU answers for them."""
+        if d.full_once:
+            return
+        have = {t.disk for t in self._tracks_of(d.host, d.uuid) if t.disk}
+        for di in d.disks:
+            typ = MIRROR_TYPES.get(di.mirror_job)
+            # A mirror to a network target is a storage migration's, not a user's job.
+            if typ is None or di.target in have or not di.mirror_dest:
+                continue
+            config = {"disk": di.target, "destination": di.mirror_dest}
+            if di.source:
+                config["source"] = di.source
+            t = self._new(
+                d, block_job_name(typ, di.target), typ, s.taken, disk=di.target, config=config
+            )
+            t.unconfirmed = True
+            if di.mirror_ready == "yes":
+                self._set_state(t, JobState.READY, s.taken)
+            self._mark_stale(t)
+
+    def _drop_unconfirmed(self: Registry, t: Track) -> None:
+        """Shown from the XML, then not found by the first full look: never a job of ours."""
+        self.active.pop((t.job.host, t.job.key.domain_uuid, t.job.name), None)
+        self.out.append(JobDismissed(t.job.key))
+
+    def _reconcile_qemu(self: Registry, d: DomainInfo, s: DomainSample, qjobs: Any) -> None:
+        """QEMU's job list against libvirt's view: what libvirt cannot see is shown."""
+        jobs: tuple[QemuJob, ...] = qjobs
+        disks = {di.target for di in d.disks}
+        domain_job = self._active_domain_job(d)
+        seen: set[str] = set()
+        for q in jobs:
+            typ, disk = parse_qemu_job_id(q.id)
+            if q.status in ("concluded", "null"):
+                continue  # over; its end was (or will be) told by its events
+            if typ.is_block and typ is not JobType.BLOCKDEV_CREATE and disk in disks:
+                continue  # libvirt's own job on a disk it sees: the poll shows it
+            if typ is JobType.BLOCKDEV_CREATE and any(
+                t.job.qemu_id == q.id for t in self._tracks_of(d.host, d.uuid)
+            ):
+                seen.add(q.id)
+                continue
+            if typ in (JobType.UNKNOWN, JobType.BACKUP) and domain_job is not None:
+                continue  # a migration's drive mirror, a backup's per-disk job
+            seen.add(q.id)
+            self._qemu_only_job(d, s, q, typ, disk)
+        for t in self._tracks_of(d.host, d.uuid):
+            qemu_only = t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu"
+            if qemu_only and t.job.qemu_id and t.job.qemu_id not in seen:
+                self._set_state(
+                    t,
+                    JobState.ABORTED if t.abort_requested else JobState.UNKNOWN,
+                    s.answered,
+                    message=(
+                        "cancelled through QEMU"
+                        if t.abort_requested
+                        else "QEMU no longer runs it (its job list says so); how it ended "
+                        "is not known"
+                    ),
+                )
+
+    def _qemu_only_job(
+        self: Registry, d: DomainInfo, s: DomainSample, q: QemuJob, typ: JobType, disk: str
+    ) -> None:
+        if typ.is_block and typ is not JobType.BLOCKDEV_CREATE:
+            name = block_job_name(typ, disk)
+        else:
+            name = f"qemu-{q.id}"
+        t = next(
+            (x for x in self._tracks_of(d.host, d.uuid) if x.job.qemu_id == q.id),
+            self.active.get((d.host, d.uuid, name)),
+        )
+        if t is None:
+            config: dict[str, Any] = {"qemu-type": q.kind, "seen-by": "qemu"}
+            if disk:
+                config["disk"] = disk
+            t = self._new(d, name, typ, s.taken, disk=disk, config=config, qemu_id=q.id)
+        figures: dict[str, Any] = {"current": q.current, "end": q.end}
+        if q.speed is not None or typ.is_block:
+            figures["bandwidth"] = q.speed
+        if not t.job.qemu_id:
+            figures["qemu_id"] = q.id
+        if typ.is_block and typ is not JobType.BLOCKDEV_CREATE and disk:
+            if t.job.state is not JobState.ORPHANED:
+                self._orphan(
+                    t,
+                    d,
+                    s.answered,
+                    f"libvirt no longer sees this job (its disk {disk} is gone), but QEMU "
+                    "still runs it (its job list says so)",
+                )
+            elif t.job.stale:
+                msg = (
+                    f"libvirt no longer sees this job (its disk {disk} is gone), but QEMU "
+                    "still runs it (confirmed through its job list)"
+                )
+                figures["message"] = msg
+        self._update(t, s.taken, sampled=s.answered, certain=s.certain, **figures)
+        if t.job.state is JobState.ORPHANED:
+            self._keep(t, s.answered)
