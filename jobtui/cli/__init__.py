@@ -46,17 +46,18 @@ def _debug() -> bool:
 
 
 def _log_to_file() -> None:
-    """Engine warnings go to a file beside libvirt's own log, never to the terminal."""
-    import logging
-    import tempfile
+    """Engine warnings go to a file beside libvirt's own log, never to the terminal.
 
-    path = os.environ.get(
-        "JOBTUI_LOG", os.path.join(tempfile.gettempdir(), f"jobtui-{os.getuid()}.log")
-    )
-    try:
-        handler: logging.Handler = logging.FileHandler(path)
-    except OSError:
+    $JOBTUI_LOG, else jobtui.log in the state directory (statefiles.py); where neither can be
+    opened safely there is no log, and the command goes on."""
+    import logging
+
+    from jobtui.statefiles import open_log
+
+    stream = open_log()
+    if stream is None:
         return
+    handler: logging.Handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("jobtui")
     logger.addHandler(handler)

@@ -12,7 +12,6 @@ be undone.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 
 _lock = threading.Lock()
@@ -30,8 +29,11 @@ def quiet_libvirt(log_file: str | None = None) -> None:
     if _quiet:
         return
     if "LIBVIRT_LOG_OUTPUTS" not in os.environ:
-        path = log_file or os.path.join(tempfile.gettempdir(), f"jobtui-libvirt-{os.getuid()}.log")
-        os.environ["LIBVIRT_LOG_OUTPUTS"] = f"3:file:{path}"
+        # jobtui/__init__.py sets it at import; this is for a caller that removed it.
+        from jobtui.statefiles import libvirt_log_outputs
+
+        outputs = f"3:file:{log_file}" if log_file else libvirt_log_outputs()
+        os.environ["LIBVIRT_LOG_OUTPUTS"] = outputs
     import libvirt
 
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

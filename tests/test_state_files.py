@@ -1,0 +1,225 @@
+"""The files jobtui creates: where, with which rights, and what it refuses to touch.
+
+Every check runs `jobtui` as a separate process, as a shell would. `test:///default` is
+libvirt's built-in test driver (its domain `test`): a connection that needs no daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobtui.engine.history import History
+from jobtui.model import FrozenMap, Job, JobKey, JobState, JobType
+
+NOWHERE = "qemu+unix:///system?socket=/nonexistent/sock"
+TEST_URI = "test:///default"
+TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the test driver's domain 'test'
+
+
+def env_for(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LIBVIRT_DEFAULT_URI", "JOBTUI_DEBUG", "JOBTUI_LOG", "JOBTUI_HISTORY")
+        and not k.startswith("LIBVIRT_LOG")
+    }
+    env.update(XDG_STATE_HOME=str(tmp / "state"), HOME=str(tmp / "home"), TMPDIR=str(tmp / "t"))
+    env.update(extra)
+    (tmp / "t").mkdir(exist_ok=True)
+    return env
+
+
+def jobtui(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    # The lab's private config files (hosts.toml, keymap) are not the user's.
+    return subprocess.run(
+        [sys.executable, "-m", "jobtui", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=60,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+
+
+def one_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jobtui: "), proc.stderr
+    return lines[0]
+
+
+def test_nothing_is_opened_in_tmpdir_and_plants_are_left_alone(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    uid = os.getuid()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    tmpdir = tmp_path / "t"
+    (tmpdir / f"jobtui-{uid}.log").symlink_to(victim)
+    (tmpdir / f"jobtui-libvirt-{uid}.log").symlink_to(tmp_path / "created-by-root")
+    msg = one_line(jobtui(env, "-c", NOWHERE, "list"), 3)
+    assert msg.startswith(f"jobtui: cannot connect to {NOWHERE}")
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "created-by-root").exists()
+    assert sorted(p.name for p in tmpdir.iterdir()) == [
+        f"jobtui-{uid}.log",
+        f"jobtui-libvirt-{uid}.log",
+    ]
+    state = tmp_path / "state" / "jobtui"
+    assert state.stat().st_mode & 0o777 == 0o700
+    for name in ("jobtui.log", "libvirt.log"):
+        assert (state / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_fifo_or_link_as_a_log_neither_hangs_nor_fails_the_command(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    state = tmp_path / "state" / "jobtui"
+    state.mkdir(parents=True)
+    os.mkfifo(state / "jobtui.log")  # opened plainly, this blocks forever
+    (state / "libvirt.log").symlink_to(victim)
+    os.mkfifo(tmp_path / "fifo")
+    for extra in ({}, {"JOBTUI_LOG": str(tmp_path / "fifo")}):
+        msg = one_line(jobtui(env_for(tmp_path, **extra), "-c", NOWHERE, "list"), 3)
+        assert msg.startswith(f"jobtui: cannot connect to {NOWHERE}")
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_state_directory_of_another_user_is_not_used_for_logs(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "jobtui"
+    state.mkdir(parents=True, mode=0o777)
+    os.chown(state, 65534, 65534)
+    state.chmod(0o777)
+    proc = jobtui(env_for(tmp_path), "-c", NOWHERE, "list")
+    assert proc.returncode == 3
+    assert proc.stderr.splitlines() == [
+        f"jobtui: warning: history not saved: cannot use {state / 'history.sqlite3'}:"
+        " a directory of uid 65534, not of this user",
+        f"jobtui: cannot connect to {NOWHERE}: Failed to connect socket to"
+        " '/nonexistent/sock': No such file or directory",
+    ]
+    assert list(state.iterdir()) == []
+
+
+def test_a_wrong_history_path_is_one_line_and_left_untouched(tmp_path: Path) -> None:
+    passwd = tmp_path / "p"
+    passwd.write_bytes(Path("/etc/passwd").read_bytes())
+    before = passwd.read_bytes()
+    proc = jobtui(env_for(tmp_path), "-r", "-c", NOWHERE, "--history", str(passwd), "list", "--all")
+    assert proc.returncode == 3
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith(f"jobtui: warning: history not saved: cannot use {passwd}")
+    assert "not a jobtui history" in lines[0] and "left it untouched" in lines[0]
+    assert lines[1].startswith(f"jobtui: cannot connect to {NOWHERE}") and len(lines) == 2
+    assert passwd.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "state", "t"]
+
+
+# --- dismiss: two at once, and behind another process's lock -------------------------------
+
+
+def finished_job() -> Job:
+    return Job(
+        key=JobKey(TEST_URI, TEST_UUID, "copy-vda", 1700000000.0),
+        domain="test",
+        type=JobType.BLOCK_COPY,
+        state=JobState.COMPLETED,
+        config=FrozenMap(disk="vda", destination="/var/lib/copy.qcow2"),
+        stats=FrozenMap(),
+        current=1,
+        end=1,
+        finished=1700000100.0,
+        message="done",
+    )
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Path:
+    path = tmp_path / "history.sqlite3"
+    with History(path) as h:
+        h.record(finished_job())
+    return path
+
+
+def dismiss_argv(history: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "jobtui", "-c", TEST_URI, "--history", str(history),
+        "--wait", "2", "dismiss", "test", "copy-vda", "--yes",
+    ]  # fmt: skip
+
+
+def test_two_dismisses_at_once_only_one_says_dismissed(tmp_path: Path, history: Path) -> None:
+    env = env_for(tmp_path)
+    procs = [
+        subprocess.Popen(
+            dismiss_argv(history),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    results = sorted((p.communicate(timeout=60), p.returncode) for p in procs)
+    assert [rc for _out, rc in results] == [0, 0]
+    said = sorted(out.strip() for (out, _err), _rc in results)
+    assert said == [
+        "copy-vda on test was already gone from the history",
+        "dismissed copy-vda on test",
+    ]
+    assert all(err == "" for (_out, err), _rc in results)
+    with History(history) as h:
+        assert h.jobs() == []
+
+
+_LOCK_FOR = """
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+c.execute("COMMIT")
+"""
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_FOR, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(BrokenPipeError):
+                proc.communicate("\n", timeout=30)
+
+
+def test_dismiss_behind_a_lock_that_goes_is_done(tmp_path: Path, history: Path) -> None:
+    with locked(history) as holder:
+        cli = subprocess.Popen(
+            dismiss_argv(history),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env_for(tmp_path),
+        )
+        # The other process lets go while the command runs (it connects for 2 s).
+        holder.communicate("\n", timeout=30)
+        out, err = cli.communicate(timeout=60)
+    assert (cli.returncode, out, err) == (0, "dismissed copy-vda on test\n", "")
+    with History(history) as h:
+        assert h.jobs() == []
