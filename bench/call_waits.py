@@ -89,6 +89,15 @@ class Side:
     conn: libvirt.virConnect
     lookup: Callable[[], libvirt.virDomain | None]
     dom: libvirt.virDomain | None = None
+    # When the job ended as this side sees it: a migration's destination finishes
+    # (RESUMED) a moment before the source's call returns.
+    ended: threading.Event = field(default_factory=threading.Event)
+    end_time: float | None = None
+
+    def mark_ended(self, when: float | None = None) -> None:
+        if not self.ended.is_set():
+            self.end_time = when if when is not None else time.monotonic()
+            self.ended.set()
 
 
 class Run:
@@ -106,11 +115,14 @@ class Run:
         self.error = ""  # the job's own error, if it failed
         self._cleanups: list[Callable[[], None]] = []
         self.aborted = False
+        self.events: list[tuple[float, int, int]] = []  # (s after start, event, detail)
 
     def mark_ended(self, when: float | None = None) -> None:
         if not self.ended.is_set():
             self.end_time = when if when is not None else time.monotonic()
             self.ended.set()
+        for side in self.sides.values():
+            side.mark_ended(self.end_time)
 
     def on_cleanup(self, fn: Callable[[], None]) -> None:
         self._cleanups.append(fn)
@@ -192,6 +204,7 @@ class ScenarioResult:
     name: str
     rows: dict[str, Row]
     lasted: list[float] = field(default_factory=list)
+    side_lasted: dict[str, list[float]] = field(default_factory=dict)  # as each side saw it
     runs: int = 0
     note: str = ""
     problems: list[str] = field(default_factory=list)
@@ -261,7 +274,7 @@ class Prober:
         slow: list[float] = []
         errors: list[tuple[int, str]] = []
         for _ in range(self.reps):
-            if run.ended.is_set():
+            if side.ended.is_set():
                 return None
             th, out = self.once(fn, side.conn, side.dom, self.bound)
             if th.is_alive():
@@ -269,18 +282,18 @@ class Prober:
             dt = out["t1"] - out["t0"]
             if dt > 0.1:
                 # A slow answer that came as the job ended waited for it.
-                end = run.end_time if run.ended.wait(1.0) else None
+                end = side.end_time if side.ended.wait(1.0) else None
                 if end is not None and (abs(end - out["t1"]) < 0.5 or end < out["t1"]):
                     return self._cell_waited(run, out, "until the job ended")
                 slow.append(dt * 1000)
-            if run.ended.is_set() and run.end_time is not None and run.end_time < out["t0"]:
+            if side.ended.is_set() and side.end_time is not None and side.end_time < out["t0"]:
                 return None
             if "code" in out:
                 errors.append((out["code"], out["msg"]))
             else:
                 ms.append(dt * 1000)
             time.sleep(0.05)
-        if run.ended.is_set():
+        if side.ended.is_set():
             return None  # the last answers may describe a finished job
         if errors and not ms:
             code, msg = errors[-1]
@@ -308,8 +321,8 @@ class Prober:
                     how="never returned, even after abortJob",
                 )
         if not how:
-            run.ended.wait(1.5)
-            if run.end_time is not None and run.end_time <= out["t1"] + 1.5:
+            side.ended.wait(1.5)
+            if side.end_time is not None and side.end_time <= out["t1"] + 1.5:
                 how = "until the job ended"
             else:
                 how = "the job still ran when it returned"
@@ -359,7 +372,9 @@ def make_hosts() -> TwoHosts:
 class Env:
     hosts: TwoHosts
     lab: Lab  # its domains live on host A
-    memory_mib: int
+    memory_mib: int  # save, managed save, core dump, snapshot (gzip: ~13 MB/s here)
+    dump_memory_mib: int  # memory-only dump (kdump-zlib is faster)
+    restore_memory_mib: int
     saved: Path | None = None  # a save image for the restore runs
     restore_dom: str = ""
 
@@ -400,11 +415,16 @@ def start_idle(env: Env) -> Run:
     return run
 
 
-def _domain_job(env: Env, stem: str, start: Callable[[libvirt.virDomain], BackgroundCall]) -> Run:
+def _domain_job(
+    env: Env,
+    stem: str,
+    start: Callable[[libvirt.virDomain], BackgroundCall],
+    memory_mib: int | None = None,
+) -> Run:
     name = _unique(stem)
     run = Run()
     run.on_cleanup(_remove_lab_domain(env, name))
-    dom = _filled(env, name)
+    dom = _filled(env, name, memory_mib)
     run.started = time.monotonic()
     bg = start(dom)
     run.watch_call(bg)
@@ -436,9 +456,14 @@ def start_core_dump(env: Env) -> Run:
 
 
 def start_memory_dump(env: Env) -> Run:
-    run = _domain_job(env, "mdump", lambda d: env.lab.start_dump(d, memory_only=True))
+    run = _domain_job(
+        env,
+        "mdump",
+        lambda d: env.lab.start_dump(d, memory_only=True),
+        memory_mib=env.dump_memory_mib,
+    )
     run.note = (
-        f"`coreDumpWithFormat(KDUMP_ZLIB, MEMORY_ONLY\\|LIVE)` of a {env.memory_mib} MiB"
+        f"`coreDumpWithFormat(KDUMP_ZLIB, MEMORY_ONLY\\|LIVE)` of a {env.dump_memory_mib} MiB"
         " random-RAM guest"
     )
     return run
@@ -480,7 +505,7 @@ def start_snapshot(env: Env) -> Run:
 def start_restore(env: Env) -> Run:
     if env.saved is None:
         env.restore_dom = _unique("rest")
-        dom = _filled(env, env.restore_dom, memory_mib=env.memory_mib * 2)
+        dom = _filled(env, env.restore_dom, memory_mib=env.restore_memory_mib)
         env.saved = env.lab.root / f"{env.restore_dom}.save"
         t0 = time.monotonic()
         dom.save(str(env.saved))
@@ -505,7 +530,9 @@ def start_restore(env: Env) -> Run:
     run.abort = stop
     _wait_for(lambda: bool(dom.isActive()) or bg.done.is_set(), 20, "the restore to begin")
     run.sides["domain"] = _lab_side(env, dom)
-    run.note = f"`conn.restore()` of a {env.memory_mib * 2} MiB random-RAM guest from a gzip image"
+    run.note = (
+        f"`conn.restore()` of a {env.restore_memory_mib} MiB random-RAM guest from a gzip image"
+    )
     return run
 
 
@@ -593,7 +620,21 @@ def _migration(
     dom = hosts.filled_guest(
         name, memory_mib, disk_mib=disk_data_mib + 64, disk_data_mib=disk_data_mib
     )
-    assert hosts.conn_a is not None and hosts.conn_b is not None
+    conn_a, conn_b = hosts.conn_a, hosts.conn_b
+    assert conn_a is not None and conn_b is not None
+    run.sides["source"] = Side(conn_a, lambda: dom, dom)
+    dest = run.sides["destination"] = Side(conn_b, lambda: hosts.domain_b(name))
+
+    def lifecycle(_c: Any, d: libvirt.virDomain, event: int, detail: int, _o: Any) -> None:
+        if d.name() != name:
+            return
+        run.events.append((time.monotonic() - run.started, event, detail))
+        # The incoming side's job is over when the guest resumes there (or dies).
+        if event in (libvirt.VIR_DOMAIN_EVENT_RESUMED, libvirt.VIR_DOMAIN_EVENT_STOPPED):
+            dest.mark_ended()
+
+    cb = conn_b.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None)
+    run.on_cleanup(lambda: conn_b.domainEventDeregisterAny(cb))
     run.started = time.monotonic()
     mig = hosts.start_migration(dom, bandwidth_mib=bandwidth_mib, storage=storage)
     run.watch_call(mig)
@@ -602,8 +643,6 @@ def _migration(
         lambda: hosts.domain_b(name) is not None or mig.done.is_set(), 20, "the destination domain"
     )
     time.sleep(0.3)
-    run.sides["source"] = Side(hosts.conn_a, lambda: dom, dom)
-    run.sides["destination"] = Side(hosts.conn_b, lambda: hosts.domain_b(name))
     return run
 
 
@@ -687,6 +726,8 @@ def run_scenario(
             while pending and not run.ended.is_set():
                 key, cname = pending[0]
                 side = run.sides[key]
+                if side.ended.is_set():
+                    break  # this side is done (a destination finishes first): a new run
                 if side.dom is None:
                     side.dom = side.lookup()
                     if side.dom is None:
@@ -706,10 +747,20 @@ def run_scenario(
                 _wait_for(lambda r=run: r.ready_time is not None or r.ended.is_set(), 120, "READY")
         finally:
             run.cleanup()
+        if run.events:
+            ends = ", ".join(
+                f"{k} +{v.end_time - run.started:.1f} s"
+                for k, v in run.sides.items()
+                if v.end_time is not None
+            )
+            print(f"    destination events (s, event, detail): {run.events}; ended: {ends}")
         if sc.ends == "ready" and run.ready_time is not None:
             res.lasted.append(run.ready_time - run.started)
         elif run.end_time is not None and not run.aborted and sc.ends == "end":
             res.lasted.append(run.end_time - run.started)
+            for k, v in run.sides.items():
+                if v.end_time is not None:
+                    res.side_lasted.setdefault(k, []).append(v.end_time - run.started)
             if run.error:
                 res.problems.append(f"run {res.runs}: the job failed: {run.error}")
     for key, c in pending:
@@ -769,6 +820,8 @@ def report(
         elif ends == "ready" and r.lasted:
             lasted = "READY after " + lasted
         for row in r.rows.values():
+            if ends == "end" and r.side_lasted.get(row.side) and len(r.rows) > 1:
+                lasted = "/".join(f"{x:.0f}" for x in r.side_lasted[row.side]) + " s"
             cells = []
             for cname in CALL_NAMES:
                 c = row.cells.get(cname)
@@ -780,7 +833,8 @@ def report(
             out.append(f"| {row.label} | " + " | ".join(cells) + f" | {lasted} |")
     out.append("")
     out.append(
-        "`job lasted`: start to end of each undisturbed run of the job (one figure per run)."
+        "`job lasted`: start to end of each undisturbed run of the job (one figure per run);"
+        " for a migration's destination, until the guest resumed there."
     )
     out.append("")
     if long_result is not None:
@@ -833,7 +887,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--bound", type=float, default=2.0, help="seconds before a call 'waits'")
     ap.add_argument("--max-wait", type=float, default=40.0)
-    ap.add_argument("--memory", type=int, default=384, help="MiB of the save/dump guests")
+    ap.add_argument("--memory", type=int, default=128, help="MiB: save, dump, snapshot guests")
+    ap.add_argument("--dump-memory", type=int, default=384, help="MiB: memory-only dump guest")
+    ap.add_argument("--restore-memory", type=int, default=512, help="MiB: restored guest")
     ap.add_argument("--no-long", dest="long", action="store_false")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -861,7 +917,7 @@ def main() -> int:
         try:
             hosts.start()
             lab = Lab(hosts.base / "lab", uri=hosts.uri_a)
-            env = Env(hosts, lab, args.memory)
+            env = Env(hosts, lab, args.memory, args.dump_memory, args.restore_memory)
             for sc in chosen:
                 print(f"== {sc.name}", flush=True)
                 t0 = time.monotonic()
