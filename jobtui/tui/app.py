@@ -43,6 +43,7 @@ from jobtui.source import JobSource
 from jobtui.support import Options, refusal
 from jobtui.tui import keymap
 from jobtui.tui.format import short_host
+from jobtui.tui.hangup import exit_on_hangup
 from jobtui.tui.messages import ControlFinished, EngineEventsPending, SnapshotLoaded, XmlLoaded
 from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
@@ -508,12 +509,17 @@ class JobTUI(App[None]):
 
     def action_help(self) -> None:
         rows = []
+        readonly = self.options.readonly
         for binding in keymap.BINDINGS:
+            if readonly and binding.id in keymap.CONTROL_IDS:
+                continue  # no such key exists in read-only mode
             keys = keymap.keys_for(binding, self._user_keymap)
             shown = " ".join(self.get_key_display(binding.with_key(k)) for k in keys)
             rows.append((shown, binding.description, binding.id or ""))
         where = self._keymap_path or "~/.config/jobtui/keymap.toml"
         note = f'Remap a key by its id in {where}, e.g.  abort = "A"'
+        if readonly:
+            note = f"Read-only (-r): no key changes a job. {note}"
         self.push_screen(HelpScreen(rows, note))
 
     def action_filter(self) -> None:
@@ -675,6 +681,7 @@ def run_tui(
     # start() returns without waiting for libvirt; hosts show as connecting meanwhile.
     source.start()
     try:
-        app.run()
+        with exit_on_hangup(app):  # a closed terminal or kill -HUP: restore it, then exit
+            app.run()
     finally:
         source.stop()
