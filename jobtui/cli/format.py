@@ -10,9 +10,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.cells import cell_len
+
 from jobtui.model import Job, JobStateChanged
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+# The text table's widest column, in terminal cells: a longer name (a 200-character domain)
+# is printed whole but sets no width, so it shifts its own row, not every row.
+COLUMN_MAX = 40
 
 
 def iso(epoch: float | None) -> str | None:
@@ -93,6 +98,16 @@ def human_rate(bps: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def _column_width(cells: list[str]) -> int:
+    """The widest cell (terminal cells: wide characters count two), if at most COLUMN_MAX."""
+    return max((w for c in cells if (w := cell_len(c)) <= COLUMN_MAX), default=COLUMN_MAX)
+
+
+def _pad(text: str, width: int, *, right: bool) -> str:
+    gap = " " * max(0, width - cell_len(text))
+    return gap + text if right else text + gap
+
+
 def percent(job: Job) -> str:
     p = job.progress
     return "-" if p is None else f"{p * 100:.0f}%"
@@ -109,14 +124,13 @@ def job_table(jobs: Sequence[Job], *, show_host: bool) -> str:
         header.insert(0, "Host")
         for j, row in zip(jobs, rows, strict=True):
             row.insert(0, j.host)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    widths = [_column_width([r[i] for r in [header, *rows]]) for i in range(len(header))]
     # Numbers read best right-aligned; the last column needs no trailing padding.
     right = {len(header) - 2, len(header) - 1}
 
     def fmt(cells: list[str]) -> str:
         parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            _pad(c, w, right=i in right) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return " " + "   ".join(parts).rstrip()
 

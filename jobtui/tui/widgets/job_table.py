@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.coordinate import Coordinate
@@ -46,6 +47,19 @@ COLUMNS: tuple[Column, ...] = (
 # most of its type, and elapsed time matters less than the bandwidth one may steer.
 DROP_ORDER = ("type", "elapsed", "bandwidth")
 _SCROLLBAR = 2
+# A domain (or job) name wider than this many terminal cells is cut with an ellipsis in
+# the table (the detail pane shows it whole): a 200-character name must not push every
+# other column off an 80-, 120- or 160-column screen.
+DOMAIN_MAX = 20
+
+
+def fit_cells(text: str, width: int) -> str:
+    """`text` cut to `width` terminal cells (wide characters count two), "…" marking a cut."""
+    if cell_len(text) <= width:
+        return text
+    cut = Text(text, no_wrap=True)
+    cut.truncate(width, overflow="ellipsis")
+    return cut.plain
 
 
 def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) -> Cells:
@@ -64,8 +78,8 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
     else:
         eta_cell = human_duration(eta(job, rate)) if active else DASH
     return {
-        "domain": job.domain,
-        "job": job.name,
+        "domain": fit_cells(job.domain, DOMAIN_MAX),
+        "job": fit_cells(job.name, DOMAIN_MAX),
         "type": job.type.value,
         "state": Text(job.state.value, style=style),
         "progress": Text(progress_bar(job.progress), style=style),
@@ -184,7 +198,8 @@ class JobTable(DataTable[Cell]):
     def _natural_width(self, col: Column) -> int:
         if col.width is not None:
             return col.width
-        return max([len(col.label)] + [len(str(c[col.key])) for c in self._cells.values()])
+        cells = [cell_len(str(c[col.key])) for c in self._cells.values()]
+        return max([cell_len(col.label), *cells])
 
     def _set_columns(self, wanted: list[Column]) -> None:
         if wanted == self._columns:
