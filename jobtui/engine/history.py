@@ -20,6 +20,7 @@ gives queued writes a last chance (bounded) and says what could not be written.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -28,6 +29,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +98,17 @@ class _Write:
     result: bool = False
 
 
+# Open histories get their last chance to write what a lock held up when the process ends
+# (the TUI never closes its history itself).
+_histories: weakref.WeakSet[History] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for h in list(_histories):
+        h.close()
+
+
 class History:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
@@ -108,6 +121,7 @@ class History:
         self._locked_warning = ""  # the warning while the store is locked
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we opened
         self._conn: sqlite3.Connection | None = self._open()
+        _histories.add(self)
 
     # --- the API ---------------------------------------------------------------------------
 
