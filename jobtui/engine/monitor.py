@@ -458,6 +458,11 @@ class JobMonitor:
                 slot.quick_seen.set()
                 if item.sample.full:
                     slot.polled_once.set()
+                if self._reg.has_jobs(item.host, item.sample.uuid):
+                    # The poll was scheduled as an idle domain's: a job it found is
+                    # followed at the active pace from now on.
+                    due = time.monotonic() + self.active_interval
+                    slot.next_due = min(slot.next_due, due)
             if item.sample.gone:
                 self._drop_slot(item.host, item.sample.uuid)
         elif isinstance(item, _PollFailed):

@@ -281,6 +281,9 @@ class Registry(LimboRules):
             self.out.append(DomainChanged(d.snapshot()))
         return d
 
+    def has_jobs(self, host: str, uuid: str) -> bool:
+        return any(h == host and u == uuid for (h, u, _n) in self.active)
+
     def _tracks_of(self, host: str, uuid: str) -> list[Track]:
         return [t for (h, u, _n), t in self.active.items() if h == host and u == uuid]
 
