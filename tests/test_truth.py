@@ -16,6 +16,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ from test_cli_system import (  # noqa: F401 - fixtures
     Terminal,
     Watch,
     cli_argv,
+    cli_env,
     conn,
     daemon,
     domains,
@@ -47,6 +50,7 @@ from test_cli_system import (  # noqa: F401 - fixtures
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import MiB, kvm_usable
 from jobtui.lab.daemon import PrivateDaemon
+from jobtui.lab.hosts import TwoHosts
 from jobtui.lab.images import create_image
 from jobtui.lab.xmlgen import DiskSpec, domain_xml
 
@@ -255,3 +259,47 @@ def test_a_stopped_qemu_makes_figures_stale_and_list_still_answers(
         assert again.rate <= 1.5 * limit, again.rate  # never the burst "31 MiB/s"
     finally:
         m.stop()
+
+
+# --- a migration's destination -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_hosts() -> Iterator[TwoHosts]:
+    h = TwoHosts().start()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def test_list_answers_during_a_storage_migration_on_both_hosts(
+    two_hosts: TwoHosts, tmp_path: Path
+) -> None:
+    """On the destination blockJobInfo waits for the whole incoming migration
+    (docs/call-waits.md): a listing must not ask it, and must not wait."""
+    name = f"mv-{uuid.uuid4().hex[:4]}"
+    dom = two_hosts.filled_guest(name, 64, disk_mib=256, disk_data_mib=256)
+    history = tmp_path / "h.sqlite3"
+    argv = [sys.executable, "-m", "jobtui", "-c", two_hosts.uri_a, "-c", two_hosts.uri_b,
+            "--history", str(history), "list", "--json"]  # fmt: skip
+    try:
+        mig = two_hosts.start_migration(dom, bandwidth_mib=8, storage=True)
+        wait_until(lambda: two_hosts.domain_b(name) is not None, 20, "the destination domain")
+        time.sleep(2)  # well into the disk copy (32 s at 8 MiB/s)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env(), timeout=60)
+        still_running = not mig.done.is_set()
+        assert proc.returncode == 0, proc.stderr
+        assert still_running, "the listing waited for the migration to end"
+        jobs = json.loads(proc.stdout)
+        out = one(jobs, name, "migration-out")
+        inc = one(jobs, name, "migration-in")
+        assert (out["host"], inc["host"]) == (two_hosts.uri_a, two_hosts.uri_b)
+        assert out["state"] == inc["state"] == "running"
+        assert out["stats"].get("vda.end") == 256 * MiB  # the copy folded in
+        assert not [j for j in jobs if j["domain"] == name and j["type"].startswith("block")]
+        assert "not answering" not in proc.stderr
+        mig.wait(90)
+        assert mig.error is None
+    finally:
+        two_hosts.remove(name)

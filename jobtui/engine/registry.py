@@ -64,6 +64,9 @@ CREATE_LINGER = 1.0
 # best pass before it: its first sample comes up to a poll late, which alone makes
 # the starts of equal passes differ by several per cent (measured: 120-124 MiB).
 PASS_MARGIN = 0.10
+# A domain starting up while taking in a stream is a restore once it has done so this
+# long without a STARTED/MIGRATED event saying it is a migration's destination.
+RESTORE_SETTLE = 1.0
 # Block-copy events this soon after a storage migration ended still belong to it.
 MIGRATION_AFTERMATH = 5.0
 MiB = 1024 * 1024
@@ -947,7 +950,9 @@ class Registry(LimboRules):
         """A domain taking in a migration stream that libvirt shows as no job
         (a migration's destination refuses jobStats instead): a restore."""
         since = d.stream_in
-        if since is None or not d.starting_up or s.taken <= since:
+        # A migration's destination also takes in a stream before STARTED/MIGRATED
+        # (which clears stream_in) arrives: give that event a moment to come.
+        if since is None or not d.starting_up or s.taken <= since + RESTORE_SETTLE:
             return False
         d.stream_in = None
         t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, since, at=s.taken)

@@ -208,7 +208,11 @@ def sample_domain(
     incoming = False
     max_speed: int | None = None
     qemu_jobs = None
-    if state in ACTIVE_STATES:
+    # A domain starting up may be loading a restore, which holds its job: jobStats and
+    # blockJobInfo would wait until the restore ends (docs/call-waits.md). A starting
+    # domain runs no job libvirt could report anyway.
+    starting = state == "paused" and quick.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+    if state in ACTIVE_STATES and not starting:
         counter.hit("jobStats")
         try:
             job_stats = _job_stats(dom, 0)
@@ -219,10 +223,9 @@ def sample_domain(
         if job_stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
             counter.hit("migrateGetMaxSpeed")
             max_speed = _max_speed(dom, quick.reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
-        starting = state == "paused" and quick.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
-        if incoming or starting:
-            # An incoming migration (or a restore, which is one) holds the domain's job:
-            # blockJobInfo would wait until it ends. Such a domain runs no block job.
+        if incoming:
+            # A migration's destination: blockJobInfo would wait for the whole
+            # incoming migration (docs/call-waits.md). It runs no block job.
             block = None
         else:
             for d in disks:
@@ -230,9 +233,11 @@ def sample_domain(
                 info = _block_info(dom, d.target)
                 if info:
                     block[d.target] = info
-        if ask_qemu:
+        if ask_qemu and not incoming:
             counter.hit("qemuMonitorCommand")
             qemu_jobs = query_qemu_jobs(dom)
+    if starting:
+        block = None
     if want_completed:
         counter.hit("jobStats")
         completed = _job_stats(
