@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.metadata
 import os
 import signal
 import socket
@@ -667,8 +668,8 @@ def start_storage_migration(env: Env) -> Run:
 def start_long_storage_migration(env: Env) -> Run:
     run = _migration(env, storage=True, memory_mib=64, disk_data_mib=192, bandwidth_mib=4)
     run.note = (
-        "as above, 192 MiB of disk data at 4 MiB/s (~60 s): longer than libvirt's 30 s"
-        " wait for a domain's job lock"
+        "the storage migration above with 192 MiB of disk data at 4 MiB/s: longer than"
+        " libvirt's 30 s wait for a domain's job lock"
     )
     return run
 
@@ -796,7 +797,7 @@ def report(
     out.append(
         f"Produced by `{command}` on {started:%Y-%m-%d %H:%M} (host `{socket.gethostname()}`,"
         f" {os.cpu_count()} CPUs), libvirt {libvirt_version}, {qemu_version},"
-        f" libvirt-python {libvirt.getVersion() // 1000000}.{libvirt.getVersion() // 1000 % 1000}."
+        f" libvirt-python {importlib.metadata.version('libvirt-python')}."
         " Real QEMU behind two private `libvirtd`s (`qemu:///system` driver, started by"
         " `jobtui.lab.hosts.TwoHosts`): every job ran on host A; host B was only a migration"
         " destination. Nothing mocked.\n"
@@ -847,8 +848,9 @@ def report(
                 out.append(f"| {row.side} | {cname} | {fmt_cell(c)} |")
                 if c.code is not None:
                     errors.setdefault((c.code, c.msg), set()).add(cname.replace("\\", ""))
-        if long_result.lasted:
-            out.append(f"\nThe migration lasted {long_result.lasted[0]:.0f} s.")
+        dest = long_result.side_lasted.get("destination")
+        if dest:
+            out.append(f"\nThe guest resumed on the destination at +{dest[0]:.0f} s.")
         out.append("")
     out.append("## Error messages\n")
     for (code, msg), names in sorted(errors.items()):
