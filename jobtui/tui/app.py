@@ -120,6 +120,7 @@ class JobTUI(App[None]):
         self._wake_posted = False
         self._last_paint = float("-inf")  # time.monotonic() of the last applied batch
         self._paint_timer: Timer | None = None
+        self._visible_keys: list[JobKey] | None = None  # jobs with a row, in display order
         self._store = JobStore()
         self._scope: Scope = ALL
         self._filter = ""
@@ -309,16 +310,29 @@ class JobTUI(App[None]):
         store = self._store
         table = self.query_one(JobTable)
 
-        visible_jobs = sorted((j for j in store.jobs.values() if self._visible(j)), key=sort_key)
+        if (
+            self._visible_keys is None
+            or changes.structure
+            or changes.moved
+            or self._view_dirty
+            or (changes.states and self._filter)
+        ):
+            # Which jobs have a row changes only with these; a progress storm reuses it.
+            visible = sorted((j for j in store.jobs.values() if self._visible(j)), key=sort_key)
+            self._visible_keys = [j.key for j in visible]
+        jobs = store.jobs
         shown = table.shown
+        # Elapsed and ETA of active jobs move with the clock, not only with events: the
+        # tick redraws the rows in view (with 2000 jobs, all of them would take 100 ms).
+        clocked = table.keys_in_view() if new_second else set()
         render = []
-        for job in visible_jobs:
-            # Elapsed and ETA of active jobs move with the clock, not only with events.
-            if job.key not in shown or job.key in changes.jobs or (new_second and job.state.active):
+        for key in self._visible_keys:
+            job = jobs[key]
+            if key not in shown or key in changes.jobs or (key in clocked and job.state.active):
                 render.append(job)
         pal = palette(self.no_color)
         cells = {j.key: row_cells(j, store.rates[j.key].rate, now, pal) for j in render}
-        touched = table.sync((j.key for j in visible_jobs), cells)
+        touched = table.sync(self._visible_keys, cells)
         if self._pending_select is not None and table.select(self._pending_select):
             self._pending_select = None
 
@@ -333,7 +347,8 @@ class JobTUI(App[None]):
             # Only labels changed (running ↔ paused, ready): no node comes, goes or moves.
             pal = palette(self.no_color)
             self.query_one(DomainTree).relabel([store.jobs[k] for k in changes.states], pal)
-        if changes.hosts or changes.structure or changes.states or self._view_dirty:
+        if changes.hosts or changes.structure or changes.moved or self._view_dirty:
+            # Counts of active and finished jobs: a running ↔ paused flip leaves them.
             self._sync_status()
         if changes.transitions:
             log = self.query_one(EventLog)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass
+from typing import Self
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.widgets import DataTable
 
 from jobtui.model import Job, JobKey, JobState
@@ -101,11 +103,26 @@ def _order(values: tuple[Cell, Cell, Cell]) -> tuple[bool, str, str]:
 
 
 class JobTable(DataTable[Cell]):
+    # While set, sync() repaints the cells it changed itself instead of the whole table.
+    # A class default: DataTable.__init__ already refreshes.
+    _hold_refresh = False
+
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._cells: dict[JobKey, Cells] = {}
         self._columns: list[Column] = list(COLUMNS)
         self._by_row: dict[str, JobKey] = {}
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if self._hold_refresh and not regions and not layout and not recompose:
+            return self
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def on_mount(self) -> None:
         for col in self._columns:
@@ -131,6 +148,13 @@ class JobTable(DataTable[Cell]):
         """Keys in display order."""
         return [self._by_row[str(row.key.value)] for row in self.ordered_rows]
 
+    def keys_in_view(self) -> set[JobKey]:
+        """Jobs whose row is on screen now (rows are one line high)."""
+        window = self.window_region
+        header = self.header_height if self.show_header else 0
+        rows = self.ordered_rows[max(0, window.y - header) : max(0, window.bottom - header)]
+        return {self._by_row[str(row.key.value)] for row in rows}
+
     def select(self, key: JobKey) -> bool:
         if key not in self._cells:
             return False
@@ -147,6 +171,7 @@ class JobTable(DataTable[Cell]):
         selected, index = self.selected_key, self.cursor_row
         touched: set[JobKey] = set()
         resort = removed = False
+        dirty: list[tuple[str, str]] = []  # (row key, column key) of cells changed in place
         for key in [k for k in self._cells if k not in visible]:
             removed = True
             self.remove_row(str(key))
@@ -165,8 +190,14 @@ class JobTable(DataTable[Cell]):
                 changed = [c.key for c in self._columns if old[c.key] != new[c.key]]
                 if not changed:
                     continue
-                for col in changed:
-                    self.update_cell(str(key), col, new[col])
+                # update_cell() repaints the whole table; only these cells changed.
+                self._hold_refresh = True
+                try:
+                    for col in changed:
+                        self.update_cell(str(key), col, new[col])
+                finally:
+                    self._hold_refresh = False
+                dirty += [(str(key), col) for col in changed]
                 if "state" in changed and _finished(old["state"]) != _finished(new["state"]):
                     resort = True
             self._cells[key] = new
@@ -177,8 +208,31 @@ class JobTable(DataTable[Cell]):
             # Rows that came or went change the widest name: what fits depends on the
             # rows shown now, not on those there when the terminal was last resized.
             self.fit(self.size.width)
+            self.refresh()
+        elif dirty:
+            self._repaint_cells(dirty)
         self._restore_cursor(selected, index)
         return touched
+
+    def _repaint_cells(self, cells: list[tuple[str, str]]) -> None:
+        """Repaint only these cells, and only those in view: an unchanged cell is not
+        sent to the terminal again. (DataTable.refresh_coordinate sums the heights of
+        every row above the cell; here every row is one line high and there are no row
+        labels, so a cell's place is arithmetic.)"""
+        window = self.window_region
+        header = self.header_height if self.show_header else 0
+        spans: dict[str, tuple[int, int]] = {}
+        x = 0
+        for column in self.ordered_columns:
+            width = column.get_render_width(self)
+            spans[str(column.key.value)] = (x, width)
+            x += width
+        scroll = self.scroll_offset
+        for row, col in cells:
+            y = header + self.get_row_index(row)
+            if window.y <= y < window.bottom and col in spans:
+                x, width = spans[col]
+                self.refresh(Region(x, y, width, 1).translate(-scroll))
 
     def fit(self, width: int) -> None:
         """Show every column that fits in `width` cells, dropping DROP_ORDER first."""
