@@ -166,6 +166,7 @@ def test_job_json_has_every_field() -> None:
     d = job_to_dict(copy_job())
     assert d == {
         "host": "qemu:///system",
+        "host_name": "system",
         "domain": "web1",
         "uuid": "0b9f7c4e-1111-2222-3333-444455556666",
         "name": "copy-vda",
@@ -182,6 +183,9 @@ def test_job_json_has_every_field() -> None:
         "message": "",
         "stalled": False,
         "qemu_id": "copy-vda-libvirt-1-format",
+        "rate": None,
+        "sampled": None,
+        "stale": False,
     }
     assert json.loads(json.dumps(d)) == d
     assert datetime.fromisoformat(d["started"]).timestamp() == 1.7e9

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from jobtui.cli.args import CONTROL_COMMANDS, build_parser
 from jobtui.cli.errors import REFUSED, USAGE, CliError
+from jobtui.cli.hosts import apply_inventory
 
 __all__ = ["main"]
 
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(argv[1:])
         args = build_parser().parse_args(argv)
+        if args.command != "demo":
+            apply_inventory(args)
         return _runner(args.command)(args)
     except CliError as err:
         _say(err.message)

@@ -58,12 +58,19 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
     g.add_argument(
         "-c",
         "--connect",
-        metavar="URI",
+        metavar="NAME|URI",
         action="append",
         dest="uris",
         default=d(None),
-        help="libvirt URI; repeat for several hosts (default: $LIBVIRT_DEFAULT_URI, "
-        "else qemu:///system as root, qemu:///session otherwise)",
+        help="a host name from hosts.toml, or a libvirt URI; repeat for several hosts "
+        "(default: every host of hosts.toml, else $LIBVIRT_DEFAULT_URI, else "
+        "qemu:///system as root, qemu:///session otherwise)",
+    )
+    g.add_argument(
+        "--group",
+        metavar="GROUP",
+        default=d(None),
+        help="every host of this group in hosts.toml (with -c: those as well)",
     )
     g.add_argument(
         "-r",

@@ -9,20 +9,23 @@ import sys
 
 from jobtui.cli.errors import CONNECTION, OK, REFUSED, USAGE, CliError
 from jobtui.cli.format import job_table, job_to_dict
-from jobtui.cli.session import connected, make_monitor, resolve_job
+from jobtui.cli.session import connected, make_monitor, not_answering, resolve_job
 
 
 def run_list(args: argparse.Namespace) -> int:
     with connected(args) as s:
         jobs = s.monitor.jobs(include_finished=args.all)
         hosts = {h.uri for h in s.monitor.hosts()}
+        stuck = not_answering(s.monitor)
     if args.json:
-        print(json.dumps([job_to_dict(j) for j in jobs], indent=2))
+        print(json.dumps([job_to_dict(j, s.names) for j in jobs], indent=2))
     else:
-        print(job_table(jobs, show_host=len(hosts) > 1))
+        print(job_table(jobs, show_host=len(hosts) > 1, names=s.names))
     if not s.complete:
         # The rows above are true but maybe not all of them: say so, and fail the command.
         raise CliError(CONNECTION, f"not every domain answered within {args.wait:g} s")
+    if stuck:
+        print(f"jobtui: warning: {stuck}", file=sys.stderr)
     return OK
 
 
@@ -40,7 +43,12 @@ def run_tui(args: argparse.Namespace) -> int:
     from jobtui.tui.app import run_tui as run
 
     # The app starts the monitor itself (off its UI thread) and stops it on exit.
-    run(make_monitor(args), readonly=args.readonly, keymap_path=args.keymap)
+    run(
+        make_monitor(args),
+        readonly=args.readonly,
+        keymap_path=args.keymap,
+        host_names=args.host_names,
+    )
     return OK
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.cells import cell_len
 
+from jobtui.inventory import short_name
 from jobtui.model import Job, JobStateChanged
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -37,9 +38,15 @@ def _json_map(m: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): _json_value(v) for k, v in m.items()}
 
 
-def job_to_dict(job: Job) -> dict[str, Any]:
+def _name(uri: str, names: Mapping[str, str] | None) -> str:
+    return (names or {}).get(uri) or short_name(uri)
+
+
+def job_to_dict(job: Job, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`names`: URI → host name (hosts.toml); a host without one gets its short_name."""
     return {
         "host": job.host,
+        "host_name": _name(job.host, names),
         "domain": job.domain,
         "uuid": job.key.domain_uuid,
         "name": job.name,
@@ -63,10 +70,11 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def event_to_dict(e: JobStateChanged) -> dict[str, Any]:
+def event_to_dict(e: JobStateChanged, names: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "time": iso(e.time),
         "host": e.key.host,
+        "host_name": _name(e.key.host, names),
         "domain": e.job.domain,
         "uuid": e.key.domain_uuid,
         "name": e.key.name,
@@ -77,11 +85,15 @@ def event_to_dict(e: JobStateChanged) -> dict[str, Any]:
     }
 
 
-def event_line(e: JobStateChanged) -> str:
-    """`2025-01-02 03:04:05.678 qemu:///system web1 copy-vda: running -> ready`"""
+def event_line(e: JobStateChanged, names: Mapping[str, str] | None = None) -> str:
+    """`2025-01-02 03:04:05.678 qemu:///system web1 copy-vda: running -> ready`
+
+    With `names`, the host is shown by its name (`kvm1`) instead of its URI.
+    """
     when = datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     old = "new" if e.old is None else str(e.old)
-    line = f"{when} {e.key.host} {e.job.domain} {e.key.name}: {old} -> {e.new}"
+    host = names.get(e.key.host, e.key.host) if names else e.key.host
+    line = f"{when} {host} {e.job.domain} {e.key.name}: {old} -> {e.new}"
     if e.new.finished and e.job.message:
         line += f" ({e.job.message})"
     return line
@@ -113,7 +125,9 @@ def percent(job: Job) -> str:
     return "-" if p is None else f"{p * 100:.0f}%"
 
 
-def job_table(jobs: Sequence[Job], *, show_host: bool) -> str:
+def job_table(
+    jobs: Sequence[Job], *, show_host: bool, names: Mapping[str, str] | None = None
+) -> str:
     """An aligned table like virsh's: a header, a rule, one row per job."""
     header = ["Domain", "Job", "Type", "State", "Progress", "Bandwidth"]
     rows = [
@@ -123,7 +137,7 @@ def job_table(jobs: Sequence[Job], *, show_host: bool) -> str:
     if show_host:
         header.insert(0, "Host")
         for j, row in zip(jobs, rows, strict=True):
-            row.insert(0, j.host)
+            row.insert(0, names.get(j.host, j.host) if names else j.host)
     widths = [_column_width([r[i] for r in [header, *rows]]) for i in range(len(header))]
     # Numbers read best right-aligned; the last column needs no trailing padding.
     right = {len(header) - 2, len(header) - 1}

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobtui.cli.args import default_uris
 from jobtui.cli.errors import CONNECTION, NOT_FOUND, USAGE, CliError
 from jobtui.model import Domain, HostState, Job
 from jobtui.support import Options
@@ -38,8 +37,23 @@ def make_monitor(args: argparse.Namespace) -> JobMonitor:
     from jobtui.engine.monitor import JobMonitor
 
     options = Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
-    return JobMonitor(
-        args.uris or default_uris(), options=options, history=open_history(args.history)
+    # args.uris was resolved by cli.hosts.apply_inventory (names, groups, defaults).
+    return JobMonitor(args.uris, options=options, history=open_history(args.history))
+
+
+# A domain whose QEMU has not answered for this long (a stopped QEMU, a hung monitor)
+# is shown with what is known of it, marked, rather than holding up the whole command.
+SETTLE_AFTER = 1.0
+
+
+def not_answering(monitor: JobMonitor) -> str:
+    """One line naming the domains whose figures are not current, or ''."""
+    names = sorted(f"{d.name}" for d in monitor.domains() if not d.responsive)
+    if not names:
+        return ""
+    return (
+        f"not answering (QEMU's monitor is stuck or stopped): {', '.join(names)}; "
+        "their jobs are shown as last known, marked stale"
     )
 
 
@@ -47,6 +61,7 @@ def make_monitor(args: argparse.Namespace) -> JobMonitor:
 class Session:
     monitor: JobMonitor
     uris: list[str]
+    names: dict[str, str]  # URI → what people call it (hosts.toml name, else short name)
     # False when some domain had not answered within --wait: what we show may be incomplete.
     complete: bool
 
@@ -78,9 +93,9 @@ def connected(args: argparse.Namespace) -> Iterator[Session]:
     monitor = make_monitor(args)
     monitor.start()
     try:
-        complete = monitor.wait_ready(args.wait)
+        complete = monitor.wait_ready(args.wait, settle_after=SETTLE_AFTER)
         check_hosts(monitor, args.wait)
-        yield Session(monitor, list(dict.fromkeys(args.uris or default_uris())), complete)
+        yield Session(monitor, list(dict.fromkeys(args.uris)), args.host_names, complete)
     finally:
         close_monitor(monitor)
 

@@ -59,7 +59,11 @@ def _pump(
             ready = True  # what queued up while connecting has been shown
             continue
         if isinstance(e, JobStateChanged):
-            line = json.dumps(event_to_dict(e)) if args.json else event_line(e)
+            line = (
+                json.dumps(event_to_dict(e, args.host_names))
+                if args.json
+                else event_line(e, args.host_names)
+            )
             print(line, flush=True)
         elif isinstance(e, HostChanged) and ready and e.host.state is not HostState.CONNECTING:
             # Not part of the stream, but a watcher must know its view went stale.

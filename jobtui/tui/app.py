@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
@@ -29,6 +29,7 @@ from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 
+from jobtui.inventory import NamedHosts
 from jobtui.model import (
     ControlOp,
     EngineEvent,
@@ -98,6 +99,7 @@ class JobTUI(App[None]):
         tz: tzinfo | None = None,
         coalesce: float = 0.04,
         on_flush: Callable[[FlushReport], None] | None = None,
+        host_names: Mapping[str, str] | None = None,
     ) -> None:
         """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local).
 
@@ -105,7 +107,8 @@ class JobTUI(App[None]):
         (an event that finds the screen idle for that long is painted at once).
         """
         super().__init__()
-        self.source = source
+        # host_names (URI → name, from hosts.toml) reach every view as Host.hostname.
+        self.source = NamedHosts(source, host_names) if host_names else source
         self._force_readonly = readonly
         self._keymap_path = keymap_path
         self._user_keymap: dict[str, str] = {}
@@ -682,6 +685,7 @@ def run_tui(
     *,
     readonly: bool = False,
     keymap_path: Path | None = None,
+    host_names: Mapping[str, str] | None = None,
 ) -> None:
     """Start `source`, run the TUI until the user quits, then stop `source`.
 
@@ -692,6 +696,7 @@ def run_tui(
         source,
         readonly=readonly,
         keymap_path=keymap_path if keymap_path is not None else keymap.default_keymap_path(),
+        host_names=host_names,
     )
     # start() returns without waiting for libvirt; hosts show as connecting meanwhile.
     source.start()

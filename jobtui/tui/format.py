@@ -6,8 +6,7 @@ is pure so table cells can be compared and only changed cells repainted.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-from urllib.parse import parse_qs, urlsplit
+from jobtui.inventory import short_name
 
 DASH = "—"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -58,28 +57,6 @@ def progress_bar(fraction: float | None, width: int = 10) -> str:
 
 
 def short_host(uri: str, hostname: str = "") -> str:
-    """A host as a person tells hosts apart, short enough for a tree.
-
-    `qemu+ssh://kvm1.lab/system` → `kvm1.lab`; `qemu:///system` stays as it is;
-    a private daemon's socket (`qemu+unix:///system?socket=/…/hosta/sock/libvirt-sock`)
-    → `system@hosta`; an embedded root (`qemu:///embed?root=/tmp/lab1`) → `embed:lab1`.
-    """
-    if hostname:
-        return hostname
-    parts = urlsplit(uri)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if netloc:
-        return netloc
-    query = parse_qs(parts.query)
-    driver = parts.path.strip("/") or parts.scheme
-    if "root" in query:
-        return f"{driver}:{PurePosixPath(query['root'][0]).name}"
-    if "socket" in query:
-        dirs = [d for d in PurePosixPath(query["socket"][0]).parent.parts if d != "/"]
-        # The directory that names the daemon, above generic ones like sock/run/libvirt.
-        named = [d for d in dirs if d not in _GENERIC_DIRS]
-        return f"{driver}@{named[-1]}" if named else uri
-    return uri
-
-
-_GENERIC_DIRS = frozenset({"sock", "run", "libvirt", "var", "tmp", "socket"})
+    """A host as people call it: `hostname` (its hosts.toml name, when it has one), else
+    the short-name rule of jobtui.inventory (`ssh:kvm1`, `system@hosta`, `embed:lab1`)."""
+    return hostname or short_name(uri)
