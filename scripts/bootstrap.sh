@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 
 DEB_PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
           qemu-utils libvirt-dev pkg-config tmux gcc binutils make util-linux procps
-          python3-venv python3-dev)
+          python3-venv python3-dev
+          # The lab's remote transports: a real sshd on loopback (the client side, and
+          # netcat-openbsd for libvirt's `nc -U SOCKET` on the remote end), and certtool
+          # for the TLS lab's CA and certificates.
+          openssh-server openssh-client netcat-openbsd gnutls-bin)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do

@@ -51,12 +51,13 @@ def run_watch(args: argparse.Namespace) -> int:
 def _pump(
     events: queue.SimpleQueue[EngineEvent], args: argparse.Namespace, deadline: float | None
 ) -> None:
-    ready = False
+    # Hosts whose loss was reported: said once per loss, and "reconnected" only after one.
+    # (A loss in the first burst of events is said too: it is no less real.)
+    lost: set[str] = set()
     while deadline is None or time.monotonic() < deadline:
         try:
             e = events.get(timeout=0.1)
         except queue.Empty:
-            ready = True  # what queued up while connecting has been shown
             continue
         if isinstance(e, JobStateChanged):
             line = (
@@ -65,10 +66,15 @@ def _pump(
                 else event_line(e, args.host_names)
             )
             print(line, flush=True)
-        elif isinstance(e, HostChanged) and ready and e.host.state is not HostState.CONNECTING:
+        elif isinstance(e, HostChanged):
             # Not part of the stream, but a watcher must know its view went stale.
-            if e.host.state is HostState.DISCONNECTED:
-                note = f"lost {e.host.uri}: {e.host.error or 'no reason given'}; reconnecting"
+            uri = e.host.uri
+            if e.host.state is HostState.DISCONNECTED and uri not in lost:
+                lost.add(uri)
+                note = f"lost {uri}: {e.host.error or 'no reason given'}; reconnecting"
+            elif e.host.state is HostState.CONNECTED and uri in lost:
+                lost.discard(uri)
+                note = f"reconnected to {uri}"
             else:
-                note = f"reconnected to {e.host.uri}"
+                continue
             print(f"jobtui: {note}", file=sys.stderr, flush=True)

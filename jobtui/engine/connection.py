@@ -29,7 +29,17 @@ def libvirt_reason(err: BaseException) -> str:
         msg = err.get_error_message() or str(err)
     else:
         msg = str(err)
-    return msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
+    lines = [line.strip() for line in msg.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    told = [line.strip("@ \t") for line in lines]
+    told = [line for line in told if any(c.isalnum() for c in line)]
+    if len(told) == len(lines) or len(told) < 3:
+        return lines[0]
+    # A banner (ssh's "@@@ REMOTE HOST IDENTIFICATION HAS CHANGED! @@@" warning, which
+    # libvirt passes on whole): its headline and its last two lines, the verdict.
+    head = f"{told[0]} {told[1]}" if told[0].endswith(":") else told[0]
+    return " … ".join([head, *told[-2:]])
 
 
 def is_local_driver(uri: str) -> bool:
