@@ -222,6 +222,9 @@ class RecordedSource:
             changes = {
                 "current": current,
                 "stats": _advance_stats(job.stats, current - job.current),
+                # What the engine's rate window would say of steady recorded steps.
+                "rate": int(speed * factor),
+                "sampled": self.clock(),
             }
             if current < job.end:
                 emitted.append(self.progress(job.key, **changes))
@@ -411,7 +414,8 @@ def busy(*, readonly: bool = False) -> RecordedSource:
                "downtime": 300, "setup_time": 42, "time_elapsed": 310_000},
         current=14 * GiB - 300 * MiB, end=16 * GiB, bandwidth=128 * MiB, stalled=True,
         message="not converging: dirty rate 200 MiB/s exceeds bandwidth",
-    )  # fmt: skip
+    ).evolve(stale=True, sampled=EPOCH - 42)  # db1 does not answer: figures 42 s old
+    orphan = orphan.evolve(stale=True, sampled=EPOCH - 300)  # nothing confirms it since
     dump = _job(
         KVM1, build1, "dump", JobType.DUMP, JobState.RUNNING, ago=44,
         config={"file": "/var/crash/build1.core", "memory_only": "no"},

@@ -313,22 +313,32 @@ async def test_updates_that_follow_a_paint_closely_are_coalesced():
         assert [f.touched for f in flushes] == [frozenset({pull})]
 
 
-async def test_rates_and_eta_come_from_successive_samples():
+async def test_rate_and_eta_are_the_engines_and_old_figures_say_so():
     src = recorded.busy()
     pull = key_of(src, "pull-vdb")
     app = make_app(src)
     async with app.run_test(size=(140, 40)) as pilot:
         table = await loaded(app, pilot)
         assert cell(table, pull, "rate") == "—"
-        for _ in range(2):
-            src.progress(pull, current=src.job(pull).current + 48 * recorded.MiB)
-            src.clock.advance(1.0)
-        src.progress(pull, current=src.job(pull).current + 48 * recorded.MiB)
+        now = src.clock()
+        src.progress(
+            pull,
+            current=src.job(pull).current + 48 * recorded.MiB,
+            rate=48 * recorded.MiB,
+            sampled=now,
+        )
         await pilot.pause()
         app.flush_updates()
         assert cell(table, pull, "rate") == "48.0 MiB/s"
-        # (8 GiB − 42 % − 144 MiB) at 48 MiB/s
-        assert cell(table, pull, "eta") == "1m35s"
+        # (8 GiB − 42 % − 48 MiB) at 48 MiB/s
+        assert cell(table, pull, "eta") == "1m37s"
+        # Its domain stops answering: the figures are 30 s old by the next paint.
+        src.clock.advance(30.0)
+        src.progress(pull, stale=True, rate=None)
+        await pilot.pause()
+        app.flush_updates()
+        assert cell(table, pull, "rate") == "— 30s old"
+        assert cell(table, pull, "eta") == "—"
 
 
 async def test_event_log_lists_transitions():

@@ -26,6 +26,7 @@ from jobtui.tui.format import human_bytes, human_duration, progress_bar
 from jobtui.tui.keymap import load_keymap
 from jobtui.tui.screens.confirm import consequence, question
 from jobtui.tui.store import JobStore, RateTrack
+from jobtui.tui.widgets.job_table import row_cells
 from jobtui.units import parse_bandwidth
 
 
@@ -80,27 +81,27 @@ def test_progress_bar_is_never_full_before_the_end():
 # --- store -----------------------------------------------------------------------------------
 
 
-def test_rate_from_successive_samples_and_reset_on_restart():
+def test_the_screen_shows_the_engines_rate_and_stops_the_sparkline_when_stale():
+    src = recorded.busy()
+    pull = job_named(src, "pull-vdb")
     track = RateTrack()
-    track.add(0.0, 0)
-    assert track.rate is None
-    track.add(1.0, 10 * MiB)
-    track.add(2.0, 30 * MiB)
-    assert track.rate == 15 * MiB
+    track.add(pull.evolve(rate=10 * MiB, sampled=1.0))
+    track.add(pull.evolve(rate=20 * MiB, sampled=2.0))
+    assert track.rate == 20 * MiB and list(track.history) == [10 * MiB, 20 * MiB]
+    track.add(pull.evolve(rate=20 * MiB, sampled=2.0))  # the same sample told twice
     assert list(track.history) == [10 * MiB, 20 * MiB]
-    track.add(2.0, 31 * MiB)  # same instant: replaces, no division by zero
-    assert track.rate == 15.5 * MiB
-    track.add(3.0, 1 * MiB)  # went backwards: a new run
-    assert track.rate is None and not track.history
+    # Its domain stopped answering: no rate, and the sparkline draws nothing it did not see.
+    track.add(pull.evolve(rate=None, sampled=2.0, stale=True))
+    assert track.rate is None and list(track.history) == [10 * MiB, 20 * MiB]
 
 
-def test_rate_uses_a_window_of_recent_samples():
-    track = RateTrack()
-    for t in range(10):
-        # 100 MiB/s for four seconds, then 10 MiB/s.
-        track.add(float(t), (100 * t if t <= 4 else 400 + 10 * (t - 4)) * MiB)
-    # Only the last five seconds count: the fast start is forgotten.
-    assert track.rate == 10 * MiB
+def test_stale_figures_show_their_age_not_a_rate():
+    src = recorded.busy()
+    pull = job_named(src, "pull-vdb").evolve(rate=48 * MiB, sampled=100.0)
+    fresh = row_cells(pull, 48 * MiB, now=101.0)
+    assert fresh["rate"] == "48.0 MiB/s" and fresh["eta"] != "—"
+    stale = row_cells(pull.evolve(stale=True, rate=None), None, now=112.0)
+    assert str(stale["rate"]) == "— 12s old" and stale["eta"] == "—"
 
 
 def test_events_coalesce_into_one_change_per_job():
@@ -183,7 +184,7 @@ def test_keymap_file(tmp_path: Path):
     keymap, problems = load_keymap(path)
     assert keymap == {"abort": "A", "filter": "slash,ctrl+f"}
     assert len(problems) == 3
-    assert any("dismiss must not be on a modifier chord" in p for p in problems)
+    assert any("dismiss: must not be on a modifier chord" in p for p in problems)
 
 
 def test_keymap_file_broken_or_missing(tmp_path: Path):

@@ -28,55 +28,40 @@ from jobtui.model import (
     JobState,
     JobStateChanged,
 )
+from jobtui.tui.format import DASH, human_duration
 
-RATE_WINDOW = 5.0  # seconds of samples averaged into the displayed rate
 HISTORY = 60  # rate samples kept per job for the sparkline
 
 
 class RateTrack:
-    """Throughput of one job, derived from successive `current` values.
+    """What the screen shows of a job's speed: the engine's rate and its recent values.
 
-    libvirt reports positions, not speeds; the rate is position over the time
-    between the samples the UI saw.
+    The engine measures the rate (engine/rate.py: between real steps, from the times
+    libvirt answered); the screen only keeps its history for the sparkline. A stale
+    job (its domain or host not answering) has no rate and adds nothing: the
+    sparkline stops rather than drawing figures nobody measured.
     """
 
-    __slots__ = ("samples", "history")
+    __slots__ = ("history", "rate", "_sampled")
 
     def __init__(self) -> None:
-        self.samples: deque[tuple[float, int]] = deque(maxlen=32)
         self.history: deque[float] = deque(maxlen=HISTORY)
+        self.rate: float | None = None
+        self._sampled: float | None = None
 
-    def add(self, at: float, current: int | None) -> None:
-        if current is None:
+    def add(self, job: Job) -> None:
+        self.rate = None if job.stale else job.rate
+        if self.rate is None or job.sampled == self._sampled:
             return
-        if self.samples:
-            t0, c0 = self.samples[-1]
-            if current < c0:
-                # Went backwards: a restarted job or a new pass; old samples would lie.
-                self.samples.clear()
-                self.history.clear()
-            elif at <= t0:
-                # Same instant (a burst of events): keep the newest position only.
-                self.samples[-1] = (t0, current)
-                return
-            else:
-                self.history.append((current - c0) / (at - t0))
-        self.samples.append((at, current))
+        self._sampled = job.sampled
+        self.history.append(float(self.rate))
 
-    @property
-    def rate(self) -> float | None:
-        """Bytes/s over the last RATE_WINDOW seconds of samples, or None before two samples."""
-        if len(self.samples) < 2:
-            return None
-        t1, c1 = self.samples[-1]
-        t0, c0 = self.samples[0]
-        for t, c in self.samples:
-            if t1 - t <= RATE_WINDOW:
-                t0, c0 = t, c
-                break
-        if t1 <= t0:
-            t0, c0 = self.samples[-2]
-        return (c1 - c0) / (t1 - t0)
+
+def stale_note(job: Job, now: float) -> str:
+    """`— 12s old`: a figure that is not current, with the age of the last one."""
+    if job.sampled is None:
+        return DASH
+    return f"{DASH} {human_duration(max(0.0, now - job.sampled))} old"
 
 
 def transfer_rate(job: Job) -> float | None:
@@ -244,7 +229,7 @@ class JobStore:
             if old.state.finished != job.state.finished:
                 self._changes.moved.add(job.key)
         self.jobs[job.key] = job
-        self.rates.setdefault(job.key, RateTrack()).add(at, job.current)
+        self.rates.setdefault(job.key, RateTrack()).add(job)
         self._changes.jobs.add(job.key)
         self._changes.removed.discard(job.key)
 

@@ -12,7 +12,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from jobtui.model import Domain, Job, JobState, StatValue
 from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
-from jobtui.tui.store import RateTrack, eta, shown_rate
+from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
@@ -42,12 +42,19 @@ def _fields(
     if domain is not None and not domain.responsive:
         dom.append(" ⚠ unresponsive", style=pal.warn)
     active = job.state.active
+    if job.stale and active:
+        # Old figures say so: no rate or ETA, the age of the last sample instead.
+        rate_cell: RenderableType = Text(stale_note(job, now), style=pal.warn)
+        eta_cell: RenderableType = DASH
+    else:
+        rate_cell = human_rate(shown_rate(job, rate)) if active else DASH
+        eta_cell = "ready" if job.state is JobState.READY else human_duration(eta(job, rate))
     rows: list[tuple[str, RenderableType]] = [
         ("state", state),
         ("type", job.type.value),
         ("progress", progress),
-        ("rate", human_rate(shown_rate(job, rate)) if active else DASH),
-        ("ETA", "ready" if job.state is JobState.READY else human_duration(eta(job, rate))),
+        ("rate", rate_cell),
+        ("ETA", eta_cell),
         ("elapsed", human_duration((job.finished or now) - job.started)),
         ("bandwidth", human_rate(job.bandwidth) if job.bandwidth else "unlimited or unknown"),
         ("host", short_host(job.host)),
@@ -153,19 +160,32 @@ class DetailPane(VerticalScroll):
         if shown == self._shown:
             # Same text in every field (a poll that found nothing new): no repaint.
             return
+        before = self._shown
         self._shown = shown
+        # The same job with the same fields (new figures): the pane keeps its shape, so
+        # only its own cells are repainted, not the whole screen's layout.
+        same_shape = (
+            isinstance(before, tuple)
+            and before[0] == job.key
+            and [(k, len(str(v)) > _LONG) for k, v in before[1]]
+            == [(k, len(str(v)) > _LONG) for k, v in rows]
+            and before[2] == shown[2]
+        )
         title.update(
             Text.assemble(
                 (job.name, "bold"),
                 f" · {job.type} on ",
                 (job.domain, "bold"),
                 f" ({short_host(job.host)})",
-            )
+            ),
+            layout=not same_shape,
         )
-        self.query_one("#detail-fields", Static).update(FieldGrid(rows, hints or [], pal))
+        self.query_one("#detail-fields", Static).update(
+            FieldGrid(rows, hints or [], pal), layout=not same_shape
+        )
         self.query_one("#detail-spark", Sparkline).data = history
         peak = f"max {human_rate(max(history))}" if history else "no samples yet"
-        self.query_one("#detail-rate-max", Label).update(peak)
+        self.query_one("#detail-rate-max", Label).update(peak, layout=not same_shape)
 
     def show_xml(self, text: str, *, error: bool = False) -> None:
         xml = self.query_one("#detail-xml", Static)

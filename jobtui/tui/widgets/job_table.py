@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 
 from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
-from jobtui.tui.store import eta, shown_rate, transfer_rate
+from jobtui.tui.store import eta, shown_rate, stale_note, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
 
 Cell = Text | str
@@ -71,14 +71,18 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
     if transfer is not None and rate is not None:
         # Net progress can never beat what is sent; a new pass's jump would say so.
         rate = min(rate, transfer)
-    if job.stalled and active:
-        rate_cell: Cell = Text("stalled", style=pal.warn)
+    if job.stale and active:
+        # Not current (the domain or host does not answer): no figure, its age instead.
+        rate_cell: Cell = Text(stale_note(job, now), style=pal.warn)
+    elif job.stalled and active:
+        rate_cell = Text("stalled", style=pal.warn)
     else:
         rate_cell = human_rate(shown_rate(job, rate)) if active else DASH
     if job.state is JobState.READY:
         eta_cell = "ready"
     else:
-        eta_cell = human_duration(eta(job, rate)) if active else DASH
+        live = active and not job.stale
+        eta_cell = human_duration(eta(job, rate)) if live else DASH
     return {
         "domain": fit_cells(job.domain, DOMAIN_MAX),
         "job": fit_cells(job.name, DOMAIN_MAX),
