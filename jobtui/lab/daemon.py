@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -80,8 +80,14 @@ class PrivateDaemon:
         migration_ports: tuple[int, int] | None = None,
         *,
         caps_cache: Path | None = None,
+        extra_conf: Sequence[str] = (),
+        listen: bool = False,
     ) -> None:
+        """`extra_conf`: more libvirtd.conf lines (after ours, so they win); `listen`:
+        pass --listen, so listen_tls/listen_tcp in them take effect (the TLS lab)."""
         self.name = name
+        self.extra_conf = list(extra_conf)
+        self.listen = listen
         self.root = Path(base_dir).resolve() / name
         self.migration_ports = migration_ports
         self.caps_cache = caps_cache
@@ -307,8 +313,12 @@ class PrivateDaemon:
             "log_outputs": f"3:file:{self._log_path}",
         }
         lines = [f'{k} = "{v}"' for k, v in daemon_conf.items()]
-        # Only the unix socket; we never pass --listen, this guards anyway.
+        # Only the unix socket, unless extra_conf (and --listen) says otherwise.
         lines += ["listen_tcp = 0", "listen_tls = 0"]
+        # libvirt's config reader takes the first of two equal keys: drop ours instead.
+        extra_keys = {line.split("=", 1)[0].strip() for line in self.extra_conf}
+        lines = [line for line in lines if line.split("=", 1)[0].strip() not in extra_keys]
+        lines += self.extra_conf
         self.conf_path.write_text("\n".join(lines) + "\n")
 
         qemu = [
@@ -341,6 +351,7 @@ class PrivateDaemon:
         exec_line = (
             f"exec taskset -c {cpu} libvirtd -f {shlex.quote(str(self.conf_path))}"
             f" -p {shlex.quote(str(self._pid_file))}"
+            + (" --listen" if self.listen else "")
         )
         return "set -e\n" + "\n".join(mounts) + "\n" + exec_line + "\n"
 
