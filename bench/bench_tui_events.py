@@ -93,7 +93,7 @@ async def run(jobs: int, events: int, rate: float, interval: float, size: tuple[
     took = [f.took for f in flushes if f.touched]
 
     ms = 1000.0
-    print(f"jobtui TUI event latency — {jobs} jobs, {size[0]}x{size[1]}, coalescing window {interval}s")
+    print(f"jobtui TUI event latency — {jobs} jobs, {size[0]}x{size[1]}, coalescing {interval}s")
     per_s = len(sent) / emitted_for
     print(f"  events emitted   {len(sent)} in {emitted_for:.2f} s ({per_s:.0f}/s)")
     print(f"  batches applied  {len(took)} (avg {len(sent) / max(1, len(took)):.0f} events each)")

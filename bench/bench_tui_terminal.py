@@ -1,0 +1,422 @@
+"""The TUI in a real terminal, side by side with its references, in one run.
+
+Every figure is read off a real terminal: tmux panes (120x35 unless said), whose text
+is polled with `tmux capture-pane -p` every few ms in one thread, and whose output
+bytes are logged with `tmux pipe-pane`. The TUI is the real `python -m jobtui` on a
+private libvirtd (jobtui/lab/daemon.py) with real QEMU, except the storm, which needs
+2000 jobs and plays them from the recorded source (bench/tui_storm_app.py).
+
+- event -> screen: 14 copies started and aborted through libvirt (not jobtui); the
+  time each state (ready, aborted) reaches the TUI's screen, `jobtui watch`'s stdout
+  and `virsh event --loop --all --timestamp`'s stdout, all read as they come.
+- key -> screen: `?` opens help and `?` closes it, alternately in jobtui (with the
+  domains of the run) and in a bare Textual app (bench/tui_bare_app.py).
+- first frame: launch to the first domain name on screen (50 domains), alternately
+  with `virsh list`.
+- idle: 50 domains, no jobs: CPU of the TUI process (engine included: it runs in
+  process) and of `jobtui watch` (the engine alone), frames and bytes written.
+- storm: the marker row's state flip, emit -> screen, while 2000 events/s play over
+  2000 jobs and while they do not.
+- bytes (with --demo): `jobtui demo --no-migration` and `top -d 1` at 80x24.
+
+    .venv/bin/python bench/bench_tui_terminal.py [--trials 14] [--demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchstats import pct  # noqa: E402
+
+from jobtui.lab import DiskSpec, Lab  # noqa: E402
+from jobtui.lab.daemon import PrivateDaemon, default_caps_cache  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = str(ROOT / ".venv" / "bin" / "python")
+TMUX = ["tmux", "-L", f"jobtui-bench-{os.getpid()}"]
+POLL = 0.004  # seconds between captures (each capture itself takes 2-5 ms)
+
+Pred = Callable[[str], bool]
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("LIBVIRT_DEFAULT_URI", "JOBTUI_DEBUG")}
+    e.update(PYTHONUNBUFFERED="1", TERM="xterm-256color", COLORTERM="truecolor")
+    return e
+
+
+class Pane:
+    """A command in its own tmux session, its screen polled, its output bytes logged."""
+
+    def __init__(self, name: str, argv: list[str], size: tuple[int, int], out: Path) -> None:
+        self.name = name
+        self.out = out
+        cmd = " ".join(_quote(a) for a in argv)
+        w, h = size
+        self.started = time.time()
+        subprocess.run(
+            [*TMUX, "new-session", "-d", "-s", name, "-x", str(w), "-y", str(h), f"exec {cmd}"],
+            check=True,
+            env=env(),
+        )
+        subprocess.run([*TMUX, "pipe-pane", "-O", "-t", name, f"cat >> {out}"], check=True)
+        self.pid = int(self._tmux("display", "-p", "-t", name, "#{pane_pid}").strip())
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run([*TMUX, *args], capture_output=True, text=True, check=True).stdout
+
+    def capture(self) -> tuple[float, str]:
+        """The screen's text and when it was read (the middle of the capture call)."""
+        t0 = time.time()
+        text = self._tmux("capture-pane", "-p", "-t", self.name)
+        return (t0 + time.time()) / 2, text
+
+    def wait(self, pred: Pred, timeout: float = 30.0) -> float:
+        deadline = time.monotonic() + timeout
+        while True:
+            t, text = self.capture()
+            if pred(text):
+                return t
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: never on screen; last screen:\n{text}")
+            time.sleep(POLL)
+
+    def keys(self, *keys: str) -> float:
+        t = time.time()
+        subprocess.run([*TMUX, "send-keys", "-t", self.name, *keys], check=True)
+        return t
+
+    def bytes_written(self) -> bytes:
+        return self.out.read_bytes() if self.out.exists() else b""
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run([*TMUX, "kill-session", "-t", self.name], check=True)
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+class Lines:
+    """A command's stdout lines, each stamped with time.time() when it was read."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env()
+        )
+        self.lines: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            t = time.time()
+            with self._lock:
+                self.lines.append((t, line))
+
+    def first(self, pred: Pred, since: float, timeout: float = 30.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for t, line in self.lines:
+                    if t >= since and pred(line):
+                        return t
+            time.sleep(0.002)
+        raise TimeoutError(f"no line matched in {self.proc.args}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
+
+def row_has(*words: str) -> Pred:
+    """True when one screen line holds every word, in this order."""
+
+    def pred(text: str) -> bool:
+        for line in text.splitlines():
+            at = 0
+            for w in words:
+                at = line.find(w, at)
+                if at < 0:
+                    break
+                at += len(w)
+            else:
+                return True
+        return False
+
+    return pred
+
+
+def stats(ms: list[float]) -> tuple[float, float, float, float]:
+    return statistics.median(ms), pct(ms, 0.9), pct(ms, 0.99), max(ms)
+
+
+RESULTS: list[tuple[str, str]] = []
+
+
+def report(name: str, ms: list[float], unit: str = "ms") -> None:
+    med, p90, p99, mx = stats(ms)
+    line = f"median {med:7.1f}  p90 {p90:7.1f}  p99 {p99:7.1f}  max {mx:7.1f} {unit}  (n={len(ms)})"
+    RESULTS.append((name, line))
+    print(f"  {name:44} {line}", flush=True)
+
+
+def note(name: str, text: str) -> None:
+    RESULTS.append((name, text))
+    print(f"  {name:44} {text}", flush=True)
+
+
+# --- scenarios ---------------------------------------------------------------------------
+
+
+def jobtui_argv(uri: str, history: Path, *rest: str) -> list[str]:
+    return [PY, "-m", "jobtui", "-c", uri, "--history", str(history), *rest]
+
+
+def events(lab: Lab, uri: str, tmp: Path, trials: int) -> None:
+    print(f"event -> screen: {trials} copies, each to READY then aborted", flush=True)
+    doms = []
+    for i in range(trials):
+        name = f"ev-{i:02d}"
+        doms.append(lab.domain(name, [DiskSpec("vda", lab.image(name, 64, 32))]))
+    virsh = Lines(["stdbuf", "-oL", "virsh", "-c", uri, "event", "--loop", "--all", "--timestamp"])
+    watch = Lines(jobtui_argv(uri, tmp / "h-watch.sqlite3", "watch"))
+    tui = Pane("ev", jobtui_argv(uri, tmp / "h-tui.sqlite3"), (120, 35), tmp / "ev.out")
+    try:
+        tui.wait(row_has("ev-00"), 60)
+        time.sleep(3.0)
+        lat: dict[str, list[float]] = {"tui": [], "watch": []}
+        for dom in doms:
+            name = dom.name()
+            for state, virsh_word, act in (
+                ("ready", "ready", lambda d=dom: lab.start_copy(d, "vda", bandwidth=0)),
+                ("aborted", "cancel", lambda d=dom: d.blockJobAbort("vda", 0)),
+            ):
+                time.sleep(random.uniform(0.3, 0.8))  # a random phase against any timer
+                since = time.time()
+                act()
+                t_tui = tui.wait(row_has(name, "copy-vda", state))
+                t_virsh = virsh.first(lambda ln, n=name, w=virsh_word: n in ln and w in ln, since)
+                t_watch = watch.first(lambda ln, n=name, s=state: n in ln and s in ln, since)
+                lat["tui"].append((t_tui - t_virsh) * 1000)
+                lat["watch"].append((t_watch - t_virsh) * 1000)
+        report("event: TUI screen after virsh's line", lat["tui"])
+        report("event: jobtui watch line after virsh's line", lat["watch"])
+    finally:
+        tui.close()
+        watch.close()
+        virsh.close()
+    keys(uri, tmp, 30)
+
+
+def keys(uri: str, tmp: Path, presses: int) -> None:
+    print(f"key -> screen: `?` opens help, `?` closes it; {presses} each, alternately", flush=True)
+    tui = Pane("keys", jobtui_argv(uri, tmp / "h-tui.sqlite3"), (120, 35), tmp / "keys.out")
+    bare = Pane("bare", [PY, str(ROOT / "bench" / "tui_bare_app.py")], (120, 35), tmp / "b.out")
+    try:
+        tui.wait(row_has("ev-00"), 60)
+        bare.wait(row_has("bare textual app"), 30)
+        time.sleep(2.0)
+        res: dict[str, list[float]] = {"jobtui": [], "bare": []}
+        opened = row_has("jobtui keys")
+        for _ in range(presses):
+            for label, pane in (("jobtui", tui), ("bare", bare)):
+                t = pane.keys("?")
+                res[label].append((pane.wait(opened) - t) * 1000)
+                time.sleep(0.15)
+                t = pane.keys("?")
+                res[label].append((pane.wait(lambda s: not opened(s)) - t) * 1000)
+                time.sleep(0.15)
+        report("key: jobtui (open + close help)", res["jobtui"])
+        report("key: bare Textual app", res["bare"])
+        diff = statistics.median(res["jobtui"]) - statistics.median(res["bare"])
+        note("key: jobtui - bare, median", f"{diff:+.1f} ms")
+    finally:
+        tui.close()
+        bare.close()
+
+
+def fifty(lab: Lab, uri: str, tmp: Path, launches: int, idle: float) -> None:
+    have = {d.name() for d in lab.conn.listAllDomains()}
+    want = [f"idle-{i:02d}" for i in range(50 - len(have))]
+
+    def make(name: str) -> None:
+        lab.domain(name, [DiskSpec("vda", lab.image(name, 16, 0))])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(make, want))
+    n = len(lab.conn.listAllDomains())
+    print(f"first frame and idle: {n} running domains, no jobs", flush=True)
+    first: dict[str, list[float]] = {"tui": [], "virsh": []}
+    for i in range(launches):
+        t0 = time.time()
+        out = subprocess.run(["virsh", "-c", uri, "list"], capture_output=True, text=True)
+        assert "ev-00" in out.stdout or "idle-00" in out.stdout
+        first["virsh"].append((time.time() - t0) * 1000)
+        hist = tmp / f"h-first-{i}.sqlite3"
+        pane = Pane(f"first{i}", jobtui_argv(uri, hist), (120, 35), tmp / f"first{i}.out")
+        try:
+            t = pane.wait(lambda s: "idle-" in s or "ev-" in s, 30)
+            first["tui"].append((t - pane.started) * 1000)
+        finally:
+            pane.close()
+        time.sleep(1.0)
+    report("first frame: TUI launch -> first domain", first["tui"])
+    report("first frame: virsh list (whole run)", first["virsh"])
+
+    tui = Pane("idle", jobtui_argv(uri, tmp / "h-idle.sqlite3"), (120, 35), tmp / "idle.out")
+    watch = Lines(jobtui_argv(uri, tmp / "h-idle-w.sqlite3", "watch"))
+    wpane_pid = watch.proc.pid
+    try:
+        tui.wait(lambda s: "idle-" in s, 30)
+        time.sleep(5.0)  # the first polls of every domain, the first frames
+        c0, w0, b0, t0 = tui.cpu_seconds(), _cpu(wpane_pid), len(tui.bytes_written()), time.time()
+        f0 = tui.bytes_written().count(b"\x1b[?2026h")
+        time.sleep(idle)
+        c1, w1, data, t1 = tui.cpu_seconds(), _cpu(wpane_pid), tui.bytes_written(), time.time()
+        span = t1 - t0
+        frames = data.count(b"\x1b[?2026h") - f0
+        note("idle: TUI process CPU (engine in it)", f"{(c1 - c0) / span * 100:.2f} % of a core")
+        note("idle: jobtui watch CPU (engine alone)", f"{(w1 - w0) / span * 100:.2f} % of a core")
+        note(
+            "idle: TUI frames / bytes written",
+            f"{frames} frames, {(len(data) - b0) / span:.0f} B/s over {span:.0f} s",
+        )
+    finally:
+        tui.close()
+        watch.close()
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def storm(tmp: Path, seconds: float) -> None:
+    print(f"storm: 2000 jobs, 2000 events/s for 3 s of every 6, {seconds:.0f} s", flush=True)
+    log = tmp / "marks.txt"
+    app = [PY, str(ROOT / "bench" / "tui_storm_app.py"), "--jobs", "2000", "--log", str(log)]
+    pane = Pane("storm", app, (120, 35), tmp / "storm.out")
+    seen: list[tuple[float, str]] = []  # (capture time, marker state on screen)
+    try:
+        pane.wait(row_has("vm000"), 60)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t, text = pane.capture()
+            for line in text.splitlines():
+                at = line.find("vm000   backup-vdd")
+                if at >= 0:
+                    rest = line[at:]
+                    state = "paused" if "paused" in rest else "running"
+                    seen.append((t, state))
+                    break
+            time.sleep(POLL)
+    finally:
+        pane.close()
+    marks = [ln.split() for ln in log.read_text().splitlines()]
+    lat: dict[str, list[float]] = {"storm": [], "quiet": []}
+    missed = 0
+    for t_s, state, phase in marks:
+        t = float(t_s)
+        shown = next((ts for ts, st in seen if ts >= t and st == state), None)
+        if shown is None:
+            missed += 1
+            continue
+        if seen and seen[-1][0] - t > 1.0:  # only flips with a whole second of screen after
+            lat[phase].append((shown - t) * 1000)
+    report("storm: marker emit -> screen, quiet", lat["quiet"])
+    report("storm: marker emit -> screen, 2000 events/s", lat["storm"])
+    if missed > 1:
+        note("storm: marker flips never seen", str(missed))
+
+
+def demo_bytes(tmp: Path, seconds: float) -> None:
+    print(f"bytes at 80x24: jobtui demo --no-migration vs top -d 1, {seconds:.0f} s", flush=True)
+    demo = Pane("demo", [PY, "-m", "jobtui", "demo", "--no-migration"], (80, 24), tmp / "d.out")
+    top = Pane("top", ["top", "-d", "1"], (80, 24), tmp / "top.out")
+    try:
+        demo.wait(lambda s: "web1" in s and "%" in s, 300)
+        time.sleep(10.0)
+        b0, t0 = len(demo.bytes_written()), time.time()
+        tb0 = len(top.bytes_written())
+        time.sleep(seconds)
+        span = time.time() - t0
+        note("bytes: jobtui demo 80x24", f"{(len(demo.bytes_written()) - b0) / span:.0f} B/s")
+        note("bytes: top -d 1 80x24", f"{(len(top.bytes_written()) - tb0) / span:.0f} B/s")
+    finally:
+        demo.keys("q")
+        time.sleep(5.0)
+        demo.close()
+        top.close()
+
+
+@contextlib.contextmanager
+def private_daemon(base: Path) -> Iterator[PrivateDaemon]:
+    d = PrivateDaemon(base, "bench", caps_cache=default_caps_cache())
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=14, help="copies for event -> screen")
+    ap.add_argument("--launches", type=int, default=6, help="launches for first frame")
+    ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
+    ap.add_argument("--storm", type=float, default=30.0, help="seconds of the storm scene")
+    ap.add_argument("--demo", action="store_true", help="also the demo's bytes at 80x24")
+    ap.add_argument("--only", default="", help="comma list: events,fifty,storm,demo")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    if not shutil.which("tmux") or not shutil.which("virsh"):
+        raise SystemExit("needs tmux and virsh")
+    base = Path(tempfile.mkdtemp(prefix="jtb-", dir="/tmp"))
+    try:
+        if not only or only & {"events", "fifty"}:
+            with private_daemon(base) as d, Lab(uri=d.uri, prefix="jobtui-bench-") as lab:
+                lab_tmp = lab.root
+                if not only or "events" in only:
+                    events(lab, d.uri, lab_tmp, args.trials)
+                if not only or "fifty" in only:
+                    fifty(lab, d.uri, lab_tmp, args.launches, args.idle)
+        if not only or "storm" in only:
+            storm(base, args.storm)
+        if args.demo or "demo" in only:
+            demo_bytes(base, 30.0)
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+            subprocess.run([*TMUX, "kill-server"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    print()
+    print("summary")
+    for name, line in RESULTS:
+        print(f"  {name:44} {line}")
+
+
+if __name__ == "__main__":
+    main()
