@@ -31,6 +31,10 @@ def _runner(command: str) -> Callable[[argparse.Namespace], int]:
         from jobtui.cli.control import run_control
 
         return run_control
+    if command == "exporter":
+        from jobtui.cli.exporter_cmd import run_exporter
+
+        return run_exporter
     if command == "watch":
         from jobtui.cli.watch import run_watch
 

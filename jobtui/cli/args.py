@@ -187,6 +187,21 @@ def build_parser() -> Parser:
         if name in _DESTRUCTIVE:
             p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
+    p = _sub(
+        subs,
+        "exporter",
+        "serve job metrics for Prometheus (read-only) until Ctrl-C or SIGTERM",
+        "Serve /metrics in Prometheus' text format: every job, host and domain the engine "
+        "sees, read at each scrape (docs/exporter.md). It offers no control. Exit status 2: "
+        "a bad --listen; 3: the address cannot be bound.",
+    )
+    p.add_argument(
+        "--listen",
+        metavar="ADDR:PORT",
+        required=True,
+        help="where to serve, exactly: 127.0.0.1:9870, [::1]:9870 (0.0.0.0:PORT for all)",
+    )
+
     p = _sub(subs, "tui", "open the terminal UI (the default)")
     p.add_argument("--keymap", metavar="PATH", type=Path, help="key bindings file (TOML)")
     # main() hands `jobtui demo ...` to jobtui.demo unparsed; this one is for --help (and to
