@@ -485,6 +485,11 @@ class Registry(LimboRules):
                 elif track.abort_requested:
                     self._set_state(track, JobState.ABORTED, s.taken, message="aborted on request")
                     track = None
+                elif track.hint is None and s.state not in ACTIVE_STATES:
+                    # The domain stopped under the job, and the lifecycle event that says
+                    # how (destroyed, crashed) may still be on its way: wait for it.
+                    track.gone_since = track.gone_since or s.taken
+                    track = None
                 else:
                     self._vanished(track, s.taken, "libvirt kept no final statistics")
                     track = None
@@ -912,6 +917,8 @@ class Registry(LimboRules):
                     # A domain job ends by JOB_COMPLETED or its kept stats if libvirt
                     # has any (a failed save or migration has none): else this is why.
                     bt.hint = (JobState.FAILED, why)
+                    if bt.gone_since is not None:
+                        self._vanished(bt, e.time, why)  # a poll already saw it gone
         t = self._active_domain_job(d)
         if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED):
             self._restored(d, t, e.time)
