@@ -207,10 +207,10 @@ class JobCollector:
         yield from f.all()
 
 
-def make_registry(collector: JobCollector) -> CollectorRegistry:
-    """Our collector and the process' own figures (memory, CPU, open files)."""
+def make_registry() -> CollectorRegistry:
+    """A registry with the process' own figures (memory, CPU, open files); the
+    JobCollector is registered on it once the monitor exists."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(collector)
     ProcessCollector(registry=registry)
     return registry
 
@@ -263,7 +263,8 @@ def _front(metrics: Callable[..., Any]) -> Callable[..., Any]:
         if method not in ("GET", "HEAD"):
             return _reply(start_response, "405 Method Not Allowed", READ_ONLY, method)
         if path == "/metrics":
-            out = metrics(environ, start_response)
+            # prometheus_client's app answers GET only: a HEAD is its GET without the body.
+            out = metrics({**environ, "REQUEST_METHOD": "GET"}, start_response)
             return [] if method == "HEAD" else out
         if path == "/":
             return _reply(start_response, "200 OK", INDEX, method, "text/html")

@@ -34,20 +34,23 @@ def run_exporter(args: argparse.Namespace) -> int:
     except ListenError as err:
         raise CliError(USAGE, str(err)) from None
 
+    # Bound before anything else: a bad or busy address fails before any host is opened.
+    registry = make_registry()
+    try:
+        server = MetricsServer(addr, port, registry)
+    except ListenError as err:
+        raise CliError(USAGE, str(err)) from None
+    except OSError as err:
+        why = err.strerror or str(err)
+        raise CliError(CONNECTION, f"cannot listen on {args.listen}: {why}") from None
+
     # Read-write connections unless -r (docs/decisions.md, "The exporter"): QEMU's job
     # events, which only a read-write connection gets, are what shows an orphaned job and
     # a running restore. Control stays out of reach: nothing below holds more than the
     # collector, which reads hosts(), domains() and jobs().
     options = Options(readonly=args.readonly, allow_qemu_monitor=False)
     monitor = JobMonitor(args.uris, options=options, history=open_history(args.history))
-    collector = JobCollector(monitor, names=args.host_names, history=monitor.history)
-    try:
-        server = MetricsServer(addr, port, make_registry(collector))
-    except ListenError as err:
-        raise CliError(USAGE, str(err)) from None
-    except OSError as err:
-        why = err.strerror or str(err)
-        raise CliError(CONNECTION, f"cannot listen on {args.listen}: {why}") from None
+    registry.register(JobCollector(monitor, names=args.host_names, history=monitor.history))
 
     stop = threading.Event()
 
