@@ -265,26 +265,34 @@ def test_a_scrape_follows_real_jobs(
 
 
 @pytest.mark.system
-def test_sigint_stops_and_a_down_host_is_up_0(
-    daemon: PrivateDaemon, tmp_path: Path, exporters: list[Exporter]
+def test_read_only_sigint_and_a_down_host(
+    daemon: PrivateDaemon, domains: Domains, tmp_path: Path, exporters: list[Exporter]
 ) -> None:
+    """-r: read-only connections; jobs are found by polling (no QEMU events)."""
     gone = f"qemu+unix:///system?socket={tmp_path / 'nohost' / 'libvirt-sock'}"
-    exp = Exporter("-c", daemon.uri, "-c", gone, "--history", str(tmp_path / "h.sqlite3"))
+    history = str(tmp_path / "h.sqlite3")
+    exp = Exporter("-r", "-c", daemon.uri, "-c", gone, "--history", history)
     exporters.append(exp)
+    dom = domains.new("ro", {"vda": domains.image("ro-a", 32)})
+    start_copy(dom, "vda", tmp_path / "ro-copy.qcow2", 1 * MiB)
 
-    def both() -> Series | None:
+    def seen() -> Series | None:
         s = exp.scrape()
         ups = {dict(labels)["host"]: v for (n, labels), v in s.items() if n == "jobtui_host_up"}
-        return s if ups.get(daemon.uri) == 1.0 and gone in ups else None
+        if ups.get(daemon.uri) != 1.0 or gone not in ups:
+            return None
+        return s if state_of(s, dom.name(), "copy-vda") == "running" else None
 
-    s = wait_until(both, 30, "both hosts in a scrape")
-    assert (
-        s[("jobtui_host_up", frozenset({"host": gone, "host_name": "system@nohost"}.items()))] == 0
-    )
+    s = wait_until(seen, 30, "both hosts and the copy in a scrape")
+    down = frozenset({"host": gone, "host_name": "system@nohost"}.items())
+    assert s[("jobtui_host_up", down)] == 0
+    _, end = one(s, "jobtui_job_end_bytes", dom.name(), "copy-vda")
+    assert end == dom.blockJobInfo("vda", BYTES)["end"]
     with urllib.request.urlopen(urllib.request.Request(exp.url, method="HEAD"), timeout=10) as r:
         assert r.status == 200 and r.read() == b""
     rc, err = exp.stop(signal.SIGINT)
     assert rc == 0 and err == "", err
+    dom.blockJobAbort("vda", 0)
 
 
 # --- without libvirt: the command line and the HTTP side ------------------------------------
