@@ -242,6 +242,11 @@ def test_a_scrape_follows_real_jobs(
     assert one(s, "jobtui_job_current_bytes", name, "copy-vda")[1] == info["cur"]
     assert one(s, "jobtui_job_end_bytes", name, "copy-vda")[1] == info["end"]
     assert one(s, "jobtui_job_state", name, "copy-vda")[0]["state"] == "ready"
+    # The exposition passes Prometheus' own linter (names, units, types).
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], input=exp.get(), capture_output=True, text=True
+    )
+    assert lint.returncode == 0 and not lint.stdout + lint.stderr, lint.stdout + lint.stderr
 
     # The aborted copy keeps its final state past the grace, as long as the history has it.
     _, finished = one(s, "jobtui_job_finished_timestamp_seconds", name, "copy-vdb")
