@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Label, Sparkline, Static
 
 from jobtui.model import Domain, Job, JobState, StatValue
@@ -117,6 +121,49 @@ class FieldGrid:
         yield wide
 
 
+class LineStatic(Static):
+    """A Static whose new content repaints only the lines that changed (a job's
+    figures move a line or two at a time; the rest of the pane is not sent again)."""
+
+    _hold_refresh = False
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self._lines: list[list[Segment]] | None = None
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if self._hold_refresh and not regions and not layout and not recompose:
+            return self
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def show(self, content: RenderableType, *, layout: bool) -> None:
+        width = self.content_region.width
+        console = self.app.console
+        lines = (
+            console.render_lines(content, console.options.update_width(width), pad=False)
+            if width > 0
+            else None
+        )
+        old, self._lines = self._lines, lines
+        if layout or lines is None or old is None or len(lines) != len(old):
+            self.update(content, layout=layout)
+            return
+        self._hold_refresh = True
+        try:
+            self.update(content, layout=False)
+        finally:
+            self._hold_refresh = False
+        for y, (a, b) in enumerate(zip(old, lines, strict=True)):
+            if a != b:
+                self.refresh(Region(0, y, width, 1))
+
+
 class DetailPane(VerticalScroll):
     """Scrollable, so a job with many stats still fits a 24-line terminal."""
 
@@ -126,7 +173,7 @@ class DetailPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
-        yield Static(id="detail-fields")
+        yield LineStatic(id="detail-fields")
         with Horizontal(id="detail-rate"):
             yield Label("rate", id="detail-rate-label")
             yield Sparkline([], id="detail-spark")
@@ -149,7 +196,7 @@ class DetailPane(VerticalScroll):
             if self._shown != ("empty", empty, pal):
                 self._shown = ("empty", empty, pal)
                 title.update(Text(empty, style=pal.muted))
-                self.query_one("#detail-fields", Static).update("")
+                self.query_one("#detail-fields", LineStatic).show("", layout=True)
             self.set_class(True, "-empty")
             return
         self.set_class(False, "-empty")
@@ -180,7 +227,7 @@ class DetailPane(VerticalScroll):
             ),
             layout=not same_shape,
         )
-        self.query_one("#detail-fields", Static).update(
+        self.query_one("#detail-fields", LineStatic).show(
             FieldGrid(rows, hints or [], pal), layout=not same_shape
         )
         self.query_one("#detail-spark", Sparkline).data = history
