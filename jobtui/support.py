@@ -58,7 +58,7 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
                 return None
             return (
                 f"{name} is orphaned (its disk is gone): only QEMU can cancel it, "
-                "which taints the domain; enable the QEMU monitor opt-in"
+                "which taints the domain; enable the QEMU monitor opt-in (--allow-qemu-monitor)"
             )
         return f"{name} is orphaned (its disk is gone): libvirt can no longer {op} it"
     if op is ControlOp.ABORT:
@@ -106,7 +106,7 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
         if not opts.allow_qemu_monitor:
             return (
                 f"pausing {name} needs QEMU monitor passthrough, which taints the domain; "
-                "enable the QEMU monitor opt-in"
+                "enable the QEMU monitor opt-in (--allow-qemu-monitor)"
             )
         if op is ControlOp.PAUSE and state is JobState.PAUSED:
             return f"{name} is already paused"

@@ -43,7 +43,7 @@ def make_monitor(args: argparse.Namespace) -> JobMonitor:
 
 # A domain whose QEMU has not answered for this long (a stopped QEMU, a hung monitor)
 # is shown with what is known of it, marked, rather than holding up the whole command.
-SETTLE_AFTER = 1.0
+SETTLE_AFTER = 2.0
 
 
 def not_answering(monitor: JobMonitor) -> str:

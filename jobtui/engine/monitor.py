@@ -32,7 +32,7 @@ from jobtui.engine.connection import HostConnection, libvirt_reason
 from jobtui.engine.events import LibvirtEvent
 from jobtui.engine.registry import Registry
 from jobtui.engine.sample import CallCounter, DomainSample, quick_sample, sample_domain
-from jobtui.engine.worker import DomainWorker
+from jobtui.engine.worker import CallPool, DomainWorker
 from jobtui.model import (
     SAME_RUN_SECONDS,
     ControlOp,
@@ -101,11 +101,11 @@ class _Call:
 
 
 class _DomainSlot:
-    def __init__(self, host: str, uuid: str, dom: Any) -> None:
+    def __init__(self, host: str, uuid: str, dom: Any, pool: CallPool) -> None:
         self.host = host
         self.uuid = uuid
         self.dom = dom
-        self.worker = DomainWorker(f"{host} {uuid[:8]}")
+        self.worker = DomainWorker(f"{host} {uuid[:8]}", pool)
         self.counter = CallCounter()
         self.next_due = 0.0
         self.idle_polls = 0
@@ -152,6 +152,8 @@ class JobMonitor:
         self.history = history
         self.errors: list[str] = []  # the last internal errors (logged), for tests and --debug
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Threads for libvirt calls: as many as calls run or hang at once, not one per domain.
+        self._pool = CallPool("jobtui call")
         self._reg = Registry(
             stall_after=stall_after,
             stall_passes=stall_passes,
@@ -306,6 +308,10 @@ class JobMonitor:
     def focus(self, key: JobKey | None) -> None:
         """The job on screen is sampled faster."""
         self._focus = key
+
+    def call_threads(self) -> tuple[int, int]:
+        """(threads alive now, most alive at once) in the pool that runs libvirt calls."""
+        return self._pool.threads, self._pool.peak
 
     def call_counts(self) -> dict[str, int]:
         total: dict[str, int] = {}
@@ -523,7 +529,7 @@ class JobMonitor:
             seen.add(uuid)
             slot = self._slots.get((item.host, uuid))
             if slot is None:
-                self._slots[(item.host, uuid)] = _DomainSlot(item.host, uuid, dom)
+                self._slots[(item.host, uuid)] = _DomainSlot(item.host, uuid, dom, self._pool)
             else:
                 slot.dom = dom  # a reconnect gives new handles
         for host, uuid in list(self._slots):
@@ -576,7 +582,7 @@ class JobMonitor:
             return
         w = self._host_workers.get(uri)
         if w is None:
-            w = self._host_workers[uri] = DomainWorker(f"{uri} domains")
+            w = self._host_workers[uri] = DomainWorker(f"{uri} domains", self._pool)
         if w.poll_pending:
             return
         w.poll_pending = True
