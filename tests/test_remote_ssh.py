@@ -256,6 +256,42 @@ def test_watch_over_ssh_survives_a_killed_ssh_and_a_restarted_sshd(
     assert w.proc.returncode == 0
 
 
+def test_a_hung_ssh_host_is_shown_lost_and_the_other_host_goes_on(
+    remote: Remote, domains: Domains, tmp_path: Path
+) -> None:
+    """A stopped sshd child: the socket stays open and says nothing. Keepalive ends it
+    with its reason; the other host's events arrive meanwhile."""
+    dom = domains.new("sh", {"vda": domains.image("sh-a"), "vdb": domains.image("sh-b")})
+    start_copy(dom, "vdb", tmp_path / "sh-b-copy.qcow2", 1 * MiB)
+    local = remote.daemon.uri  # the same daemon, straight through its unix socket
+    argv = [sys.executable, "-m", "jobtui", "-c", NAME, "-c", local]
+    w = Watch([*argv, "--history", str(tmp_path / "h"), "watch", "--json"], env(remote))
+    stopped: list[int] = []
+    try:
+        # Both hosts listed: the watch is past its start, where it waits for every host.
+        for host in (remote.uri, local):
+            w.event(host=host, domain=dom.name(), name="copy-vdb", new="running")
+        stopped = remote.sshd.pause_sessions()
+        assert stopped
+        start_copy(dom, "vda", tmp_path / "sh-a-copy.qcow2", 1 * MiB)
+        w.event(host=local, domain=dom.name(), name="copy-vda", new="running")
+        lost = w.wait_for("err", lambda x: x.startswith(f"jobtui: lost {remote.uri}: "))
+        assert "keepalive timeout" in lost, lost
+        order = [x for s, x in w.seen if (s == "err" and x == lost) or local in x]
+        assert local in order[0], "the local host's event waited for the hung one"
+        # A new ssh session is not hung: the host comes back while the old one still is,
+        # and sees the job that started meanwhile.
+        w.wait_count("err", f"jobtui: reconnected to {remote.uri}", 1)
+        w.event(host=remote.uri, domain=dom.name(), name="copy-vda", new="running")
+    finally:
+        # The watch ends first, while the old session is still stopped. Ending it just as
+        # that session wakes up is a known crash (SIGSEGV in 2 of 3 runs), written up in
+        # docs/decisions.md ("Hosts with names; SSH and TLS in the lab"), not tested here.
+        w.close()
+        remote.sshd.resume_sessions(stopped)
+    assert w.proc.returncode == 0
+
+
 def test_a_changed_host_key_and_a_refused_key_are_one_line_exit_3(
     remote: Remote, tmp_path: Path
 ) -> None:

@@ -183,6 +183,20 @@ class LabSshd:
         """sshd's per-connection processes (children of the listener)."""
         return self._descendants(self._proc.pid) if self.running and self._proc else []
 
+    def pause_sessions(self) -> list[int]:
+        """SIGSTOP sshd's per-connection processes: every client's TCP connection stays
+        open but goes silent, as with a hung host. Returns them for resume_sessions()."""
+        pids = [p for p in self.session_pids() if _cmdline(p).startswith("sshd:")]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def resume_sessions(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     # -- internals ------------------------------------------------------------------------
 
     def _make_files(self) -> None:
