@@ -252,10 +252,22 @@ def test_table_is_aligned_and_shows_hosts_only_when_several() -> None:
         ),
     ]
     lines = job_table(jobs, show_host=False).splitlines()
-    assert lines[0].split() == ["Domain", "Job", "Type", "State", "Progress", "Bandwidth"]
+    assert lines[0].split() == [
+        "Domain", "Job", "Type", "State", "Progress", "Rate", "Bandwidth"
+    ]  # fmt: skip
     assert set(lines[1]) == {"-"}
-    assert lines[2].split() == ["web1", "copy-vda", "block-copy", "ready", "100%", "32.0", "MiB/s"]
-    assert lines[3].split() == ["database-primary", "pull-vdb", "block-pull", "running", "25%", "-"]
+    assert lines[2].split() == [
+        "web1", "copy-vda", "block-copy", "ready", "100%", "-", "32.0", "MiB/s"
+    ]  # fmt: skip
+    assert lines[3].split() == [
+        "database-primary", "pull-vdb", "block-pull", "running", "25%", "-", "-"
+    ]  # fmt: skip
+    moving = jobs[1].evolve(rate=4 * MiB, sampled=1.7e9 + 10)
+    assert job_table([moving], show_host=False, now=1.7e9 + 11).splitlines()[2].split()[5:7] == [
+        "4.0", "MiB/s"
+    ]  # fmt: skip
+    old = moving.evolve(stale=True, rate=None)
+    assert "stale 42s" in job_table([old], show_host=False, now=1.7e9 + 52)
     # Every column starts at the same offset on every line.
     col = lines[0].index("Job")
     assert lines[2][col:].startswith("copy-vda") and lines[3][col:].startswith("pull-vdb")

@@ -355,7 +355,7 @@ def test_list_json_matches_what_libvirt_reports(
     # The text table: one aligned row per job, the same facts.
     text = ok(run_cli(daemon, history, "list")).splitlines()
     header = text[0]
-    assert header.split() == ["Domain", "Job", "Type", "State", "Progress", "Bandwidth"]
+    assert header.split() == ["Domain", "Job", "Type", "State", "Progress", "Rate", "Bandwidth"]
     rows = {tuple(r.split()[:4]) for r in text[2:]}
     assert (a.name(), "copy-vda", "block-copy", "ready") in rows
     assert (a.name(), "pull-vdb", "block-pull", "running") in rows

@@ -6,6 +6,7 @@ Pure functions of model objects, so the output is tested without libvirt.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from jobtui.inventory import short_name
-from jobtui.model import Job, JobStateChanged
+from jobtui.model import Job, JobState, JobStateChanged
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 # The text table's widest column, in terminal cells: a longer name (a 200-character domain)
@@ -125,13 +126,35 @@ def percent(job: Job) -> str:
     return "-" if p is None else f"{p * 100:.0f}%"
 
 
+def rate_cell(job: Job, now: float) -> str:
+    """The engine's rate; for figures that are not current, their age instead."""
+    if job.state.finished or job.state is JobState.READY:
+        return "-"
+    if job.stale:
+        return "stale" if job.sampled is None else f"stale {max(0, int(now - job.sampled))}s"
+    return human_rate(job.rate)
+
+
 def job_table(
-    jobs: Sequence[Job], *, show_host: bool, names: Mapping[str, str] | None = None
+    jobs: Sequence[Job],
+    *,
+    show_host: bool,
+    names: Mapping[str, str] | None = None,
+    now: float | None = None,
 ) -> str:
     """An aligned table like virsh's: a header, a rule, one row per job."""
-    header = ["Domain", "Job", "Type", "State", "Progress", "Bandwidth"]
+    at = time.time() if now is None else now
+    header = ["Domain", "Job", "Type", "State", "Progress", "Rate", "Bandwidth"]
     rows = [
-        [j.domain, j.name, str(j.type), str(j.state), percent(j), human_rate(j.bandwidth)]
+        [
+            j.domain,
+            j.name,
+            str(j.type),
+            str(j.state),
+            percent(j),
+            rate_cell(j, at),
+            human_rate(j.bandwidth),
+        ]
         for j in jobs
     ]
     if show_host:
@@ -140,7 +163,7 @@ def job_table(
             row.insert(0, names.get(j.host, j.host) if names else j.host)
     widths = [_column_width([r[i] for r in [header, *rows]]) for i in range(len(header))]
     # Numbers read best right-aligned; the last column needs no trailing padding.
-    right = {len(header) - 2, len(header) - 1}
+    right = {len(header) - 3, len(header) - 2, len(header) - 1}
 
     def fmt(cells: list[str]) -> str:
         parts = [
