@@ -171,6 +171,26 @@ def test_a_limbo_job_whose_qemu_was_restarted(
     assert "QEMU process that ran it has ended" in ended["message"]
 
 
+def test_a_qemu_job_libvirt_lists_nowhere_is_shown_for_what_its_id_tells(
+    daemon: PrivateDaemon, history: Path, domains: Domains
+) -> None:
+    """A job started through QMP by someone else: libvirt lists it nowhere; QEMU's job
+    list (with the opt-in) does, and jobtui names it by its id, its kind as QEMU says."""
+    dom = domains.new("qmp", {"vda": domains.chain("qmp", 3)})
+    (top,) = [b["inserted"]["node-name"] for b in qmp(dom, "query-block") if "inserted" in b]
+    qmp(dom, "block-stream", **{"job-id": "ops-stream", "device": top, "speed": 1 * MiB})
+    try:
+        assert dom.blockJobInfo("vda", 0) == {}  # libvirt does not know it
+        assert not [j for j in list_json(daemon, history) if j["domain"] == dom.name()]
+        seen = one(list_json(daemon, history, CONFIRM), dom.name(), "qemu-ops-stream")
+        assert seen["type"] == "unknown" and seen["config"]["qemu-type"] == "stream"
+        assert seen["qemu_id"] == "ops-stream" and seen["state"] == "running"
+        (q,) = qmp(dom, "query-block-jobs")
+        assert 0 < seen["end"] == q["len"] and seen["current"] <= q["offset"]
+    finally:
+        qmp(dom, "block-job-cancel", device="ops-stream", force=True)
+
+
 # --- old figures ---------------------------------------------------------------------------
 
 
