@@ -160,6 +160,19 @@ def test_a_limbo_job_that_ended_while_no_jobtui_ran(
     assert one(list_json(daemon, history, "--all"), name, "copy-sda")["state"] == "unknown"
 
 
+def test_a_fresh_process_hears_the_limbo_job_end_from_qemus_events(
+    daemon: PrivateDaemon, history: Path, domains: Domains, watches: list[Watch], tmp_path: Path
+) -> None:
+    dom, qid = orphan_under_watch(daemon, history, domains, watches, tmp_path)
+    # A new watch, no opt-in: it knows the job only from the history.
+    watch = Watch(cli_argv(daemon, history, "watch"))
+    watches.append(watch)
+    time.sleep(2.0)  # connected, listed, QEMU's events registered
+    qmp(dom, "block-job-cancel", device=qid, force=True)  # another client ends it
+    line = watch.wait_for(lambda x: f"{dom.name()} copy-sda" in x and "orphaned -> " in x, 20)
+    assert "orphaned -> unknown" in line and "ended in QEMU" in line
+
+
 def test_a_limbo_job_whose_qemu_was_restarted(
     daemon: PrivateDaemon, history: Path, domains: Domains, watches: list[Watch], tmp_path: Path
 ) -> None:
