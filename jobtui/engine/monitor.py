@@ -43,9 +43,7 @@ from jobtui.model import (
     HostState,
     Job,
     JobControlError,
-    JobDismissed,
     JobKey,
-    JobState,
 )
 from jobtui.support import Options, refusal
 from jobtui.units import parse_bandwidth
@@ -183,13 +181,7 @@ class JobMonitor:
                 qemu_events=qemu_events,
             )
         if history is not None:
-            for job in history.jobs():
-                if job.host not in self._hosts:
-                    continue
-                if job.state is JobState.ORPHANED:
-                    self._reg.adopt_kept(job)
-                else:
-                    self._reg.finished[job.key] = job
+            self._reg.load_history(j for j in history.jobs() if j.host in self._hosts)
         self._dispatcher = threading.Thread(target=self._run, name="jobtui dispatcher", daemon=True)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -264,21 +256,20 @@ class JobMonitor:
 
     def domains(self) -> list[Domain]:
         with self._lock:
-            return [d.snapshot() for d in self._reg.domains.values()]
+            return self._reg.domain_snapshots()
 
     def jobs(self, *, include_finished: bool = True, domain: str | None = None) -> list[Job]:
         with self._lock:
-            out = [t.job for t in self._reg.active.values()]
+            out = self._reg.active_jobs()
             if include_finished:
-                out += _one_per_run(self._reg.finished.values())
+                out += _one_per_run(self._reg.finished_jobs())
         if domain is not None:
             out = [j for j in out if domain in (j.domain, j.key.domain_uuid)]
         return sorted(out, key=lambda j: (j.state.finished, j.host, j.domain, j.name, j.started))
 
     def job(self, key: JobKey) -> Job | None:
         with self._lock:
-            t = self._reg.track_for(key)
-            return t.job if t is not None else self._reg.finished.get(key)
+            return self._reg.job(key)
 
     def find(self, domain: str, name: str) -> Job | None:
         """A job by domain (name or uuid) and job name; the active one, else the latest."""
@@ -336,10 +327,10 @@ class JobMonitor:
         with self._lock:
             host = self._hosts.get(job.host)
             slot = self._slots.get((job.host, key.domain_uuid))
-            dom_info = self._reg.domains.get((job.host, key.domain_uuid))
+            responsive = self._reg.is_responsive(job.host, key.domain_uuid)
         if host is None or host.state is not HostState.CONNECTED or slot is None:
             raise JobControlError(f"{job.host} is not connected")
-        if dom_info is not None and not dom_info.responsive:
+        if responsive is False:
             stuck = slot.worker.stuck_for(time.monotonic())
             raise JobControlError(
                 f"{job.domain} is not responding (its QEMU monitor has not answered for "
@@ -370,7 +361,7 @@ class JobMonitor:
                 f"libvirt did not answer within {self.control_timeout:.0f} s; "
                 f"the {op} may still happen"
             ) from None
-        self._q.put(_Call(lambda: self._reg.poke.add((key.host, key.domain_uuid))))
+        self._q.put(_Call(lambda: self._reg.poke(key.host, key.domain_uuid)))
         return msg
 
     def _on_dispatcher(self, fn: Callable[[], Any], timeout: float = 2.0) -> None:
@@ -387,15 +378,10 @@ class JobMonitor:
         done.wait(timeout)
 
     def _dismiss(self, job: Job) -> str:
-        def drop() -> None:
-            # Emitted with the dispatcher's batch, in order with every other event.
-            self._reg.finished.pop(job.key, None)
-            self._reg.out.append(JobDismissed(job.key))
-
         # False: another process dismissed it since we read the history (never recorded:
         # a blockdev-create, which only this process knew).
         gone = self.history is not None and not self.history.dismiss(job.key)
-        self._on_dispatcher(drop, timeout=5.0)
+        self._on_dispatcher(lambda: self._reg.dismiss(job.key), timeout=5.0)
         if gone and job.type.value != "blockdev-create":
             return f"{job.name} on {job.domain} was already gone from the history"
         return f"dismissed {job.name} on {job.domain}"
@@ -477,15 +463,8 @@ class JobMonitor:
             self._domain_list(item)
         elif isinstance(item, _HostUp):
             self._set_host(item.host, HostState.CONNECTED, "")
-            conn = self._conns[item.host]
-            if conn.qemu_events_active:
-                self._reg.qemu_event_hosts.add(item.host)
-            else:
-                self._reg.qemu_event_hosts.discard(item.host)
+            self._reg.host_up(item.host, qemu_events=self._conns[item.host].qemu_events_active)
             self._host_next[item.host] = 0.0
-            for d in self._reg.domains.values():
-                if d.host == item.host:
-                    d.xml_dirty = d.want_completed = True
         elif isinstance(item, _HostDown):
             self._set_host(item.host, HostState.DISCONNECTED, item.reason)
             self._reg.host_lost(item.host)
@@ -505,7 +484,7 @@ class JobMonitor:
         new = Host(uri, state, readonly=old.readonly, error=error)
         if new != old:
             self._hosts[uri] = new
-            self._reg.out.append(HostChanged(new))
+            self._reg.announce(HostChanged(new))
 
     def _poll_failed(self, f: _PollFailed) -> None:
         if f.code in _CONN_ERRORS:
@@ -550,12 +529,9 @@ class JobMonitor:
                 )
         for slot in self._slots.values():
             stuck = slot.worker.stuck_for(mono) > self.stuck_after
-            d = self._reg.domains.get((slot.host, slot.uuid))
-            if d is None:
-                continue
             # Back to responsive only when a full sample answers (Registry.apply_sample):
             # a call that gave up after libvirt's 30 s lock wait proves nothing.
-            if stuck and d.responsive:
+            if stuck and self._reg.is_responsive(slot.host, slot.uuid):
                 self._reg.set_responsive(slot.host, slot.uuid, False)
 
     def _schedule(self, mono: float) -> None:
@@ -565,7 +541,7 @@ class JobMonitor:
             if mono >= self._host_next.get(uri, 0.0):
                 self._host_next[uri] = mono + self.idle_interval
                 self._list_domains(uri)
-        pokes, self._reg.poke = self._reg.poke, set()
+        pokes = self._reg.take_pokes()
         focus = self._focus
         for key, slot in self._slots.items():
             if self._hosts[slot.host].state is not HostState.CONNECTED:
@@ -600,37 +576,22 @@ class JobMonitor:
         w.submit(run)
 
     def _submit_poll(self, slot: _DomainSlot, mono: float, focus: JobKey | None) -> None:
-        d = self._reg.domains.get((slot.host, slot.uuid))
-        tracks = [
-            t
-            for t in self._reg.active.values()
-            if t.job.host == slot.host and t.job.key.domain_uuid == slot.uuid
-        ]
-        if focus is not None and any(t.job.key == focus for t in tracks):
+        plan = self._reg.poll_plan(slot.host, slot.uuid)
+        if focus is not None and focus in plan.jobs:
             interval = self.focus_interval
-        elif tracks:
+        elif plan.jobs:
             interval = self.active_interval
         else:
-            interval = (
-                self.idle_interval_events
-                if slot.host in self._reg.qemu_event_hosts
-                else self.idle_interval
-            )
+            interval = self.idle_interval_events if plan.qemu_events else self.idle_interval
         slot.next_due = mono + interval
-        slot.idle_polls = 0 if tracks else slot.idle_polls + 1
+        slot.idle_polls = 0 if plan.jobs else slot.idle_polls + 1
         first = not slot.polled_once.is_set()
-        read_xml = first or d is None or d.xml_dirty or slot.idle_polls % 15 == 1
-        want_completed = d is None or d.want_completed
-        disks = d.disks if d is not None else ()
+        read_xml = first or plan.read_xml or slot.idle_polls % 15 == 1
+        want_completed = plan.want_completed
+        disks = plan.disks
         # QEMU's own job list (opt-in: it taints): at the first look after every
         # (re)connect, and while a job only QEMU can see is tracked.
-        ask_qemu = self.options.allow_qemu_monitor and (
-            first
-            or any(
-                t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu"
-                for t in tracks
-            )
-        )
+        ask_qemu = self.options.allow_qemu_monitor and (first or plan.qemu_only)
         slot.worker.poll_pending = True
         host, uuid, dom, counter = slot.host, slot.uuid, slot.dom, slot.counter
 

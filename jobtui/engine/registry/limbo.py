@@ -23,19 +23,31 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobtui.engine.qemu_jobs import QemuJob, parse_qemu_job_id
-from jobtui.engine.sample import ACTIVE_STATES, block_job_name
-from jobtui.model import FrozenMap, Job, JobDismissed, JobState, JobType
-
-if TYPE_CHECKING:
-    from jobtui.engine.registry import DomainInfo, Registry, Track
-    from jobtui.engine.sample import DomainSample
+from jobtui.engine.registry.book import DomainInfo, Track, TrackId
+from jobtui.engine.registry.domain_jobs import DomainJobs
+from jobtui.engine.sample import (
+    ACTIVE_STATES,
+    DomainSample,
+    block_job_name,
+)
+from jobtui.model import (
+    FrozenMap,
+    Job,
+    JobDismissed,
+    JobState,
+    JobType,
+)
 
 # An orphaned job's record in the history is refreshed at most this often.
 KEEP_EVERY = 30.0
+
+
 MIRROR_TYPES = {"copy": JobType.BLOCK_COPY, "active-commit": JobType.BLOCK_COMMIT_ACTIVE}
+
+
 CONFIRM_FLAG = "--allow-qemu-monitor"
 
 
@@ -45,19 +57,17 @@ def _clock(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class LimboRules:
-    """Mixed into `Registry`: the rules above, on the registry's own tables."""
+class Limbo(DomainJobs):
+    """The rules above, on the registry's own tables."""
 
-    def _keep(self: Registry, t: Track, now: float, *, force: bool = False) -> None:
+    def _keep(self, t: Track, now: float, *, force: bool = False) -> None:
         """Hand an orphaned job to the history (the dispatcher records what drain returns)."""
         if force or now - t.kept_at >= KEEP_EVERY:
             t.kept_at = now
             self.newly_finished.append(t.job)
 
-    def adopt_kept(self: Registry, job: Job) -> None:
+    def adopt_kept(self, job: Job) -> None:
         """An orphaned job an earlier process kept: shown, stale, until confirmed or ended."""
-        from jobtui.engine.registry import Track
-
         disk = str(job.config.get("disk", ""))
         how = (
             "QEMU's job list will confirm it"
@@ -70,12 +80,12 @@ class LimboRules:
         )
         t = Track(job=job.evolve(stale=True, rate=None, message=msg), disk=disk)
         t.kept_at = time.time()
-        self.active[(job.host, job.key.domain_uuid, job.name)] = t
+        self.active[TrackId.of(job)] = t
 
-    def end_absent(self: Registry, host: str, listed: set[str], at: float) -> None:
+    def end_absent(self, host: str, listed: set[str], at: float) -> None:
         """The host's domain list came: orphans of domains it no longer has are over."""
-        for (h, uuid, _n), t in list(self.active.items()):
-            if h == host and uuid not in listed and t.job.state is JobState.ORPHANED:
+        for k, t in list(self.active.items()):
+            if k.host == host and k.uuid not in listed and t.job.state is JobState.ORPHANED:
                 self._set_state(
                     t,
                     JobState.UNKNOWN,
@@ -84,7 +94,7 @@ class LimboRules:
                     "ended is not known",
                 )
 
-    def _orphans_outlived(self: Registry, d: DomainInfo, at: float) -> None:
+    def _orphans_outlived(self, d: DomainInfo, at: float) -> None:
         """The domain's QEMU is another process (or none): its old jobs went with the old one."""
         for t in self._tracks_of(d.host, d.uuid):
             kept_id = t.job.config.get("qemu-domain-id")
@@ -103,14 +113,14 @@ class LimboRules:
                 ),
             )
 
-    def _orphan(self: Registry, t: Track, d: DomainInfo, at: float, msg: str) -> None:
+    def _orphan(self, t: Track, d: DomainInfo, at: float, msg: str) -> None:
         config = dict(t.job.config, **{"qemu-domain-id": d.domain_id})
         config.setdefault("disk", t.disk)
         self._set_state(t, JobState.ORPHANED, at, message=msg, config=FrozenMap(config))
         self._mark_stale(t)
         self._keep(t, at, force=True)
 
-    def _mirrors_from_xml(self: Registry, d: DomainInfo, s: DomainSample) -> None:
+    def _mirrors_from_xml(self, d: DomainInfo, s: DomainSample) -> None:
         """A first look that read only the XML: a copy or active commit it describes is
         shown at once, its figures unknown (stale), until QEMU answers for them."""
         if d.full_once:
@@ -132,14 +142,13 @@ class LimboRules:
                 self._set_state(t, JobState.READY, s.taken)
             self._mark_stale(t)
 
-    def _drop_unconfirmed(self: Registry, t: Track) -> None:
+    def _drop_unconfirmed(self, t: Track) -> None:
         """Shown from the XML, then not found by the first full look: never a job of ours."""
-        self.active.pop((t.job.host, t.job.key.domain_uuid, t.job.name), None)
+        self.active.pop(TrackId.of(t.job), None)
         self.out.append(JobDismissed(t.job.key))
 
-    def _reconcile_qemu(self: Registry, d: DomainInfo, s: DomainSample, qjobs: Any) -> None:
+    def _reconcile_qemu(self, d: DomainInfo, s: DomainSample, jobs: tuple[QemuJob, ...]) -> None:
         """QEMU's job list against libvirt's view: what libvirt cannot see is shown."""
-        jobs: tuple[QemuJob, ...] = qjobs
         disks = {di.target for di in d.disks}
         domain_job = self._active_domain_job(d)
         seen: set[str] = set()
@@ -174,7 +183,7 @@ class LimboRules:
                 )
 
     def _qemu_only_job(
-        self: Registry, d: DomainInfo, s: DomainSample, q: QemuJob, typ: JobType, disk: str
+        self, d: DomainInfo, s: DomainSample, q: QemuJob, typ: JobType, disk: str
     ) -> None:
         if typ.is_block and typ is not JobType.BLOCKDEV_CREATE:
             name = block_job_name(typ, disk)
@@ -182,7 +191,7 @@ class LimboRules:
             name = f"qemu-{q.id}"
         t = next(
             (x for x in self._tracks_of(d.host, d.uuid) if x.job.qemu_id == q.id),
-            self.active.get((d.host, d.uuid, name)),
+            self.active.get(TrackId(d.host, d.uuid, name)),
         )
         if t is None:
             config: dict[str, Any] = {"qemu-type": q.kind, "seen-by": "qemu"}
@@ -212,3 +221,14 @@ class LimboRules:
         self._update(t, s.taken, sampled=s.answered, certain=s.certain, **figures)
         if t.job.state is JobState.ORPHANED:
             self._keep(t, s.answered)
+
+    def _limbo_event(self, t: Track, status: str, at: float) -> None:
+        """QEMU's job event for a job only QEMU knows: the only word on how it goes."""
+        if status not in ("concluded", "null"):
+            return
+        if t.abort_requested:
+            self._set_state(t, JobState.ABORTED, at, message="cancelled through QEMU")
+        else:
+            self._set_state(
+                t, JobState.UNKNOWN, at, message="the job ended in QEMU; QEMU does not say how"
+            )

@@ -1,0 +1,202 @@
+"""Block jobs: one per disk, seen in blockJobInfo while they run.
+
+READY comes only from BLOCK_JOB_2's READY or the live XML's `<mirror ready='yes'>`
+(libvirt holds `cur` one byte short of `end` until then); a block job's end comes
+only from BLOCK_JOB_2, or from a stop of its domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobtui.engine import events as ev
+from jobtui.engine.registry.book import DomainId, DomainInfo, Track, TrackId
+from jobtui.engine.registry.limbo import Limbo
+from jobtui.engine.sample import (
+    BLOCK_TYPES,
+    DomainSample,
+    block_job_name,
+)
+from jobtui.model import (
+    FrozenMap,
+    JobState,
+    JobType,
+)
+
+# Block-copy events this soon after a storage migration ended still belong to it.
+MIGRATION_AFTERMATH = 5.0
+
+
+BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
+
+
+class BlockJobs(Limbo):
+    """Block jobs from blockJobInfo and BLOCK_JOB_2; a backup's or a storage
+    migration's per-disk jobs folded into that domain job."""
+
+    def _apply_block_jobs(self, d: DomainInfo, s: DomainSample) -> None:
+        if s.block is None:
+            return  # not asked: it would have waited on another job's lock
+        domain_job = self._active_domain_job(d)
+        by_disk = {t.disk: t for t in self._tracks_of(d.host, d.uuid) if t.disk}
+        mirrors = {di.target: di for di in d.disks}
+        for disk, info in s.block.items():
+            if disk not in by_disk and s.taken <= d.block_ended.get(disk, 0.0):
+                continue  # a stale look at a job whose end event came first
+            typ = BLOCK_TYPES.get(int(info.get("type", 0)), JobType.UNKNOWN)
+            if typ is JobType.BACKUP or (
+                typ is JobType.BLOCK_COPY
+                and domain_job is not None
+                and domain_job.job.type is JobType.MIGRATION_OUT
+            ):
+                # Per-disk pieces of a backup or a storage migration belong to that job.
+                if domain_job is not None:
+                    self._fold_disk(domain_job, disk, info, s.taken)
+                continue
+            name = block_job_name(typ, disk)
+            t = by_disk.pop(disk, None)
+            if t is not None and t.job.name != name:
+                if t.unconfirmed:
+                    self._drop_unconfirmed(t)
+                else:
+                    self._vanished(t, s.taken, "replaced by another job on the same disk")
+                t = None
+            mi = mirrors.get(disk)
+            if t is None:
+                config = {"disk": disk}
+                if mi is not None and mi.source:
+                    config["source"] = mi.source
+                if mi is not None and mi.mirror_dest:
+                    config["destination"] = mi.mirror_dest
+                state = (
+                    JobState.READY
+                    if mi is not None and mi.mirror_ready == "yes"
+                    else JobState.RUNNING
+                )
+                t = self._new(d, name, typ, s.taken, disk=disk, config=config, at=s.taken)
+                if state is JobState.READY:
+                    self._set_state(t, JobState.READY, s.taken)
+            t.gone_since = None
+            t.unconfirmed = False
+            bw = int(info.get("bandwidth", 0)) or None
+            config = dict(t.job.config)
+            if mi is not None and mi.mirror_dest and "destination" not in config:
+                config["destination"] = mi.mirror_dest
+            self._update(
+                t,
+                s.taken,
+                sampled=s.answered,
+                certain=s.certain,
+                current=int(info.get("cur", 0)),
+                end=int(info.get("end", 0)),
+                bandwidth=bw,
+                config=FrozenMap(config),
+            )
+            if (
+                mi is not None
+                and mi.mirror_ready == "yes"
+                and t.job.state is JobState.RUNNING
+                and t.paused_since is None
+            ):
+                self._set_state(t, JobState.READY, s.taken)
+            if (
+                t.job.type in (JobType.BLOCK_COPY, JobType.BLOCK_COMMIT_ACTIVE)
+                and t.job.state is JobState.RUNNING
+            ):
+                d.xml_dirty = True  # keep watching <mirror ready=...>
+            self._block_convergence(t, s.taken)
+        if s.state and s.block is not None:
+            for disk, t in by_disk.items():
+                if t.unconfirmed:
+                    self._drop_unconfirmed(t)
+                    continue
+                if t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu":
+                    continue
+                if disk not in mirrors and t.job.state.active:
+                    continue  # device removal is handled by its own event
+                if t.gone_since is None:
+                    t.gone_since = s.taken
+
+    def _fold_disk(self, t: Track, disk: str, info: dict[str, int], at: float) -> None:
+        stats = dict(t.job.stats)
+        stats[f"{disk}.current"] = int(info.get("cur", 0))
+        stats[f"{disk}.end"] = int(info.get("end", 0))
+        bw = int(info.get("bandwidth", 0))
+        if bw:
+            stats[f"{disk}.bandwidth"] = bw
+        config = dict(t.job.config)
+        disks = [x for x in str(config.get("disks", "")).split(",") if x]
+        if disk not in disks:
+            disks.append(disk)
+            config["disks"] = ",".join(disks)
+        changes: dict[str, Any] = {"stats": FrozenMap(stats), "config": FrozenMap(config)}
+        if bw and t.job.type is JobType.BACKUP:
+            changes["bandwidth"] = bw
+        self._update(t, at, **changes)
+
+    def _block_event(self, e: ev.BlockJobEv) -> None:
+        d = self._domain(e.host, e.uuid, e.domain)
+        typ = BLOCK_TYPES.get(e.type, JobType.UNKNOWN)
+        state = BLOCK_STATUS.get(e.status)
+        if state is None:
+            return
+        domain_job = self._active_domain_job(d)
+        if typ is JobType.BACKUP or (
+            typ is JobType.BLOCK_COPY
+            and domain_job is not None
+            and domain_job.job.type is JobType.MIGRATION_OUT
+        ):
+            if domain_job is not None:
+                stats = dict(domain_job.job.stats)
+                stats[f"{e.disk}.result"] = str(state)
+                self._update(domain_job, e.time, stats=FrozenMap(stats))
+            return
+        name = block_job_name(typ, e.disk)
+        t = self.active.get(TrackId(e.host, e.uuid, name))
+        if t is None and typ is JobType.BLOCK_COPY:
+            ended = d.migration_out_ended
+            if e.time - ended < MIGRATION_AFTERMATH:
+                return  # the end of a storage migration's own copy
+            if state is JobState.READY:
+                # A copy we have not polled yet may be a storage migration's: the
+                # poll (now) tells, and the live XML says whether a user's copy is ready.
+                d.xml_dirty = True
+                self._poke(DomainId(e.host, e.uuid))
+                return
+        if t is None and state.finished:
+            lost = self._same_finished_run(e.host, e.uuid, name, None, e.time)
+            if lost is not None and lost.state is JobState.UNKNOWN:
+                # Given up on (no end event in time, the load was high): the end came late.
+                t = Track(job=lost, disk=e.disk)
+        if t is None:
+            # A job that lived and ended between two polls: still worth a row.
+            cfg = {"disk": e.disk}
+            t = self._new(d, name, typ, e.time, disk=e.disk, config=cfg, at=e.time)
+        t.gone_since = None
+        d.xml_dirty = True
+        self._poke(DomainId(e.host, e.uuid))
+        if state is JobState.READY:
+            if t.job.state is JobState.RUNNING:
+                # Synchronised: libvirt holds cur one short of end until READY.
+                self._set_state(t, JobState.READY, e.time, current=t.job.end)
+            return
+        msg = ""
+        if state is JobState.FAILED:
+            msg = "QEMU reported an I/O error (libvirt passes on no error text)"
+        elif state is JobState.ABORTED:
+            was_ready = t.job.state is JobState.READY
+            if typ is JobType.BLOCK_COPY and was_ready:
+                dest = t.job.config.get("destination", "the destination")
+                msg = f"aborted after READY: {dest} is a consistent, usable copy"
+            elif typ is JobType.BLOCK_COMMIT_ACTIVE and was_ready:
+                msg = (
+                    "aborted after READY: the base holds the committed data; the disk keeps its top"
+                )
+            else:
+                msg = "aborted"
+        elif state is JobState.COMPLETED and typ is JobType.BLOCK_COPY:
+            msg = "pivoted: the disk now uses the copy"
+        elif state is JobState.COMPLETED and typ is JobType.BLOCK_COMMIT_ACTIVE:
+            msg = "pivoted: the disk now uses the base it was committed into"
+        cur = t.job.end if state is JobState.COMPLETED and t.job.end else t.job.current
+        self._set_state(t, state, e.time, message=msg, current=cur)

@@ -1,0 +1,295 @@
+"""The book of jobs: the registry's tables, its outbox of events, and the few
+steps every rule below takes on them.
+
+Only the dispatcher thread touches a registry: libvirt samples and events go in,
+`JobStateChanged`/`JobProgress`/`DomainChanged` come out through `drain`, in the
+order they happened. No libvirt calls happen here, which keeps the truth rules
+testable and the ordering simple.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from jobtui.engine.rate import RateWindow
+from jobtui.engine.sample import (
+    DiskInfo,
+)
+from jobtui.model import (
+    Domain,
+    DomainChanged,
+    EngineEvent,
+    FrozenMap,
+    Job,
+    JobKey,
+    JobProgress,
+    JobState,
+    JobStateChanged,
+    JobType,
+)
+
+if TYPE_CHECKING:
+    from jobtui.engine.registry.migration import Convergence
+
+
+class DomainId(NamedTuple):
+    """A domain on one host (a migrated domain has the same uuid on two)."""
+
+    host: str
+    uuid: str
+
+
+class TrackId(NamedTuple):
+    """An active job: one job of a name runs on a domain at a time."""
+
+    host: str
+    uuid: str
+    name: str
+
+    @classmethod
+    def of(cls, job: Job) -> TrackId:
+        return cls(job.host, job.key.domain_uuid, job.name)
+
+
+class MigrationId(NamedTuple):
+    """The latest migration job of one side: the two sides share the uuid."""
+
+    uuid: str
+    host: str
+    type: JobType
+
+
+# A job missing from libvirt's answers is given this long for its event to arrive.
+GONE_GRACE = 2.0
+
+
+
+@dataclass
+class Track:
+    """The dispatcher's mutable record of one active job."""
+
+    job: Job
+    disk: str = ""
+    gone_since: float | None = None
+    abort_requested: bool = False
+    paused_since: float | None = None
+    state_before_pause: JobState | None = None
+    window: RateWindow = field(default_factory=RateWindow)
+    conv: Convergence | None = None
+    stall_msg: str = ""  # the message this engine set for a stall, to clear it again
+    # How libvirt or QEMU said the job ended before it vanished from jobStats
+    # (lifecycle event, QEMU MIGRATION status): used when no final stats follow.
+    hint: tuple[JobState, str] | None = None
+    seen_start: bool = False  # an incoming migration seen from its start (event)
+    # A migration-in that ended here, waiting for the source's verdict.
+    awaiting_source: bool = False
+    kept_at: float = 0.0  # when an orphaned job was last handed to the history
+    unconfirmed: bool = False  # shown from the XML alone; no full look has seen it yet
+
+
+@dataclass
+class DomainInfo:
+    host: str
+    uuid: str
+    name: str
+    state: str = "unknown"
+    responsive: bool = True
+    disks: tuple[DiskInfo, ...] = ()
+    xml_dirty: bool = True
+    # The first look at a domain records the completed stats libvirt already
+    # keeps, so an old job's stats are never taken for a new job's outcome.
+    want_completed: bool = True
+    completed_fp: tuple[Any, ...] | None = None
+    seen_completed: bool = False  # completed_fp holds what libvirt had before our jobs
+    # When the last domain job / each disk's block job ended by an event: a
+    # sample taken before that moment still shows the job and must not revive it.
+    domain_job_ended: float = 0.0
+    block_ended: dict[str, float] = field(default_factory=dict)
+    migration_out_ended: float = 0.0  # a storage migration's copy may end after it
+    starting_up: bool = False  # paused (starting up) at the last poll: QEMU loads a restore
+    # When QEMU began taking in a migration stream while the domain was off: a
+    # restore, or a migration-in until STARTED/MIGRATED says so.
+    stream_in: float | None = None
+    domain_id: int = -1  # libvirt's id of the running QEMU (changes with every start)
+    full_once: bool = False  # a full sample (QEMU asked) has been applied
+
+    @property
+    def id(self) -> DomainId:
+        return DomainId(self.host, self.uuid)
+
+    def snapshot(self) -> Domain:
+        return Domain(self.host, self.uuid, self.name, self.state, self.responsive)
+
+
+def int_or_none(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+class Book:
+    """The tables, and the steps every rule takes on them: a job is created
+    (`_new`), changes state (`_set_state`), gets new figures (`_update`) or
+    goes stale (`_mark_stale`); each step queues its event in `out`, in order."""
+
+    def __init__(
+        self,
+        qemu_events_hosts: set[str] | None = None,
+        *,
+        stall_after: float = 150.0,
+        stall_passes: int = 10,
+        qemu_monitor: bool = False,
+    ) -> None:
+        # The user allowed asking QEMU's monitor (which taints the domain).
+        self.qemu_monitor = qemu_monitor
+        # A job whose remaining data has not shrunk for stall_after seconds (as
+        # KubeVirt's progressTimeout), or a migration whose last stall_passes
+        # passes did not start with less to send, is flagged stalled.
+        self.stall_after = stall_after
+        self.stall_passes = stall_passes
+        # The latest migration job per (domain uuid, host, type): the two sides
+        # of one migration find each other here, also after one side ended.
+        self.migrations: dict[MigrationId, Job] = {}
+        self.domains: dict[DomainId, DomainInfo] = {}
+        self.active: dict[TrackId, Track] = {}
+        self.finished: dict[JobKey, Job] = {}
+        self.removed: dict[DomainId, float] = {}  # when each domain went
+        self.qemu_event_hosts: set[str] = (
+            qemu_events_hosts if qemu_events_hosts is not None else set()
+        )
+        self.out: list[EngineEvent] = []
+        # Jobs for the history: the finished ones, and orphaned ones (see limbo.py).
+        self.newly_finished: list[Job] = []
+        self.pokes: set[DomainId] = set()  # domains to poll now
+        self.pending_creates: dict[TrackId, tuple[float, str, str]] = {}
+
+    def drain(self) -> tuple[list[EngineEvent], list[Job]]:
+        out, fin = self.out, self.newly_finished
+        self.out, self.newly_finished = [], []
+        return out, fin
+
+    def _domain(self, host: str, uuid: str, name: str = "") -> DomainInfo:
+        d = self.domains.get(DomainId(host, uuid))
+        if d is None:
+            d = DomainInfo(host, uuid, name or uuid)
+            self.domains[d.id] = d
+            self.out.append(DomainChanged(d.snapshot()))
+        return d
+
+    def _poke(self, d: DomainId) -> None:
+        """Poll the domain now: something happened that its figures will show."""
+        self.pokes.add(d)
+
+    def has_jobs(self, host: str, uuid: str) -> bool:
+        return any(k.host == host and k.uuid == uuid for k in self.active)
+
+    def _tracks_of(self, host: str, uuid: str) -> list[Track]:
+        return [t for k, t in self.active.items() if k.host == host and k.uuid == uuid]
+
+    def _new(
+        self,
+        dom: DomainInfo,
+        name: str,
+        typ: JobType,
+        started: float,
+        *,
+        disk: str = "",
+        state: JobState = JobState.RUNNING,
+        config: dict[str, Any] | None = None,
+        at: float | None = None,
+        qemu_id: str = "",
+    ) -> Track:
+        key = JobKey(dom.host, dom.uuid, name, round(started, 3))
+        job = Job(
+            key=key,
+            domain=dom.name,
+            type=typ,
+            state=state,
+            config=FrozenMap(config or {}),
+            qemu_id=qemu_id,
+        )
+        track = Track(job=job, disk=disk)
+        self.active[TrackId(dom.host, dom.uuid, name)] = track
+        self.out.append(JobStateChanged(key, None, state, job, at or time.time()))
+        if typ.is_migration:
+            self.migrations[MigrationId(dom.uuid, dom.host, typ)] = job
+        return track
+
+    def _set_state(self, t: Track, new: JobState, at: float, **changes: Any) -> None:
+        old = t.job.state
+        if new.finished:
+            changes.setdefault("finished", at)
+        if new.finished:
+            # A finished job is not stalled: whatever it was waiting for is over.
+            changes.setdefault("stalled", False)
+            if t.stall_msg and changes.get("message", t.job.message) == t.stall_msg:
+                changes["message"] = ""
+        t.job = t.job.evolve(state=new, **changes)
+        if old != new:
+            self.out.append(JobStateChanged(t.job.key, old, new, t.job, at))
+        elif changes:
+            self.out.append(JobProgress(t.job))
+        if t.job.type.is_migration:
+            self.migrations[MigrationId(t.job.key.domain_uuid, t.job.host, t.job.type)] = t.job
+        if new.finished:
+            d = self.domains.get(DomainId(t.job.host, t.job.key.domain_uuid))
+            if d is not None and t.disk:
+                d.block_ended[t.disk] = max(d.block_ended.get(t.disk, 0.0), at)
+            elif d is not None:
+                d.domain_job_ended = max(d.domain_job_ended, at)
+                if t.job.type is JobType.MIGRATION_OUT:
+                    d.migration_out_ended = at
+            self.active.pop(TrackId.of(t.job), None)
+            self.finished[t.job.key] = t.job
+            self.newly_finished.append(t.job)
+
+    def _update(
+        self,
+        t: Track,
+        at: float,
+        *,
+        sampled: float | None = None,
+        certain: bool = True,
+        **changes: Any,
+    ) -> None:
+        """`sampled`: when libvirt answered with these figures; they are current again."""
+        if sampled is not None:
+            cur = changes.get("current", t.job.current)
+            if not certain or t.job.stale:
+                t.window.reset()  # figures across a gap of unknown length say nothing
+            if cur is not None:
+                t.window.add(sampled, cur)
+            rate = t.window.rate(sampled)
+            changes.update(sampled=sampled, stale=False, rate=None if rate is None else round(rate))
+        new = t.job.evolve(**changes)
+        if new != t.job:
+            # A fresh sample time alone is no news for subscribers: the figures did not move.
+            news = new.evolve(sampled=t.job.sampled) != t.job
+            t.job = new
+            if news:
+                self.out.append(JobProgress(new))
+            if new.type.is_migration:
+                self.migrations[MigrationId(new.key.domain_uuid, new.host, new.type)] = new
+
+    def _mark_stale(self, t: Track) -> None:
+        if not t.job.stale:
+            t.window.reset()
+            t.job = t.job.evolve(stale=True, rate=None)
+            self.out.append(JobProgress(t.job))
+
+    def set_responsive(self, host: str, uuid: str, responsive: bool) -> None:
+        """Unresponsive: the domain's figures stop being current. Responsive again only
+        when a full sample answers (apply_sample), never because a call gave up."""
+        d = self.domains.get(DomainId(host, uuid))
+        if d is not None and d.responsive != responsive:
+            d.responsive = responsive
+            self.out.append(DomainChanged(d.snapshot()))
+        if not responsive:
+            for t in self._tracks_of(host, uuid):
+                self._mark_stale(t)
+
+    def host_lost(self, host: str) -> None:
+        """The connection is gone: every figure of the host's jobs is now old."""
+        for k, t in list(self.active.items()):
+            if k.host == host:
+                self._mark_stale(t)

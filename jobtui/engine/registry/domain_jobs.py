@@ -1,0 +1,307 @@
+"""Domain jobs: one at a time per domain, seen in jobStats while they run.
+
+A domain job's end comes from JOB_COMPLETED or the completed statistics libvirt
+keeps; a job that vanished with no word from libvirt is `unknown`. The first look
+at a domain records the completed statistics libvirt already keeps, so an old
+job's statistics are never taken for a new job's outcome.
+
+A restore shows in no job API of libvirt 9.0: QEMU's incoming MIGRATION events
+say it began, the domain waits paused (starting up) while QEMU loads the image,
+and the lifecycle event STARTED_RESTORED says it is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import libvirt
+
+from jobtui.engine import events as ev
+from jobtui.engine.registry.book import DomainId, DomainInfo, Track, int_or_none
+from jobtui.engine.registry.migration import Migrations
+from jobtui.engine.sample import (
+    ACTIVE_STATES,
+    OPERATION_TYPES,
+    DomainSample,
+    domain_job_name,
+)
+from jobtui.model import (
+    SAME_RUN_SECONDS,
+    FrozenMap,
+    Job,
+    JobState,
+    JobType,
+)
+
+# A domain starting up while taking in a stream is a restore once it has done so this
+# long without a STARTED/MIGRATED event saying it is a migration's destination.
+RESTORE_SETTLE = 1.0
+
+
+def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(current, end) of a domain job from the stats libvirt gives it."""
+    if typ.is_migration:
+        # What is left, not what was sent: *_processed counts every page sent
+        # again after the guest dirtied it and outgrows *_total. The bar goes
+        # back when a pass starts with more to send: it does not lie.
+        total = int_or_none(stats.get("data_total"))
+        left = int_or_none(stats.get("data_remaining"))
+        if not total:
+            return None, None
+        return max(0, total - (left or 0)), total
+    if typ is JobType.BACKUP:
+        return int_or_none(stats.get("disk_processed")), int_or_none(stats.get("disk_total"))
+    total = int_or_none(stats.get("data_total"))
+    if total:
+        return int_or_none(stats.get("data_processed")), total
+    total = int_or_none(stats.get("memory_total"))
+    if total:
+        return int_or_none(stats.get("memory_processed")), total
+    return int_or_none(stats.get("disk_processed")), int_or_none(stats.get("disk_total"))
+
+
+class DomainJobs(Migrations):
+    """Domain jobs (save, dump, migration, backup...) from jobStats, JOB_COMPLETED
+    and the completed statistics libvirt keeps; and the restore no job API shows."""
+
+    def _active_domain_job(self, d: DomainInfo) -> Track | None:
+        for t in self._tracks_of(d.host, d.uuid):
+            if (
+                not t.disk
+                and not t.job.type.is_block
+                and t.job.state is not JobState.ORPHANED
+                and not t.awaiting_source
+            ):
+                return t
+        return None
+
+    def _apply_domain_job(self, d: DomainInfo, s: DomainSample) -> None:
+        track = self._active_domain_job(d)
+        if track is not None and track.job.type is JobType.RESTORE:
+            # No job API shows a restore: it ends by its lifecycle event, or
+            # (failed) when the domain is no longer waiting to start.
+            if d.starting_up:
+                track.gone_since = None
+            elif s.taken > track.job.started:
+                track.gone_since = track.gone_since or s.taken
+            return
+        running = bool(s.job_stats) or s.incoming
+        if track is None and not running and self._restore_begun(d, s):
+            return
+        if s.completed_stats is not None:
+            d.want_completed = False
+            fp = _fingerprint(s.completed_stats)
+            fresh = d.seen_completed and fp != d.completed_fp
+            d.completed_fp, d.seen_completed = fp, True
+            if track is not None and not running:
+                op_type = OPERATION_TYPES.get(s.completed_stats.get("operation", -1))
+                # An incoming migration seen from its start owns whatever stats
+                # its domain (new on this host) keeps, even at our first look.
+                if op_type == track.job.type and (
+                    fresh or (track.seen_start and op_type is JobType.MIGRATION_IN)
+                ):
+                    self._finish_domain_job(track, s.completed_stats, s.taken)
+                    track = None
+                elif track.abort_requested:
+                    self._set_state(track, JobState.ABORTED, s.taken, message="aborted on request")
+                    track = None
+                elif track.hint is None and s.state not in ACTIVE_STATES:
+                    # The domain stopped under the job, and the lifecycle event that says
+                    # how (destroyed, crashed) may still be on its way: wait for it.
+                    track.gone_since = track.gone_since or s.taken
+                    track = None
+                else:
+                    self._vanished(track, s.taken, "libvirt kept no final statistics")
+                    track = None
+        js = s.job_stats
+        incoming = s.incoming
+        if (js or incoming) and track is None and s.taken <= d.domain_job_ended:
+            js, incoming = {}, False  # a stale look at the job that just ended
+        if js or incoming:
+            if js:
+                typ = OPERATION_TYPES.get(int(js.get("operation", 0)), JobType.UNKNOWN)
+            else:
+                typ = JobType.MIGRATION_IN
+            name = domain_job_name(typ)
+            if track is not None and track.job.name != name:
+                self._vanished(track, s.taken, "replaced by another job")
+                track = None
+            if track is None:
+                elapsed = js.get("time_elapsed", 0) / 1000.0
+                track = self._new(d, name, typ, s.taken - elapsed, at=s.taken)
+                if not d.seen_completed:
+                    d.want_completed = True
+            track.gone_since = None
+            if js:
+                self._update_domain_job(track, js, s)
+            if typ.is_migration:
+                self._migration_sample(track, s)
+        elif track is not None and s.state:
+            # Gone from jobStats: the end arrives as JOB_COMPLETED or in the kept stats.
+            if track.gone_since is None:
+                track.gone_since = s.taken
+            if (
+                track.job.type is JobType.MIGRATION_IN
+                and s.state in ("running", "idle")
+                and s.reason == libvirt.VIR_DOMAIN_RUNNING_MIGRATED
+            ):
+                track.hint = (JobState.COMPLETED, "the domain runs on this host now")
+            d.want_completed = True
+            self._poke(d.id)
+
+    def _update_domain_job(self, t: Track, js: dict[str, Any], s: DomainSample) -> None:
+        typ = t.job.type
+        cur, end = domain_progress(typ, js)
+        if not end and t.job.end:
+            # A migration reads all zeros at its start and again while it is
+            # cancelled: keep the last real numbers rather than a reset bar.
+            cur, end = t.job.current, t.job.end
+        stats = {k: v for k, v in js.items() if k != "type"}
+        bandwidth = t.job.bandwidth
+        if typ is JobType.MIGRATION_OUT:
+            bandwidth = s.max_speed
+            self._convergence(t, stats, s.taken)
+        self._update(
+            t,
+            s.taken,
+            sampled=s.answered,
+            certain=s.certain,
+            stats=FrozenMap(_merge_disk_stats(stats, t.job.stats)),
+            current=cur,
+            end=end,
+            bandwidth=bandwidth,
+        )
+        if typ is JobType.MIGRATION_OUT:
+            self._check_stall(t, s.taken)
+
+    def _finish_domain_job(self, t: Track, params: dict[str, Any], at: float) -> None:
+        stats = {k: v for k, v in params.items() if k != "type"}
+        cur, end = domain_progress(t.job.type, stats)
+        success = params.get("success", True)
+        errmsg = str(params.get("errmsg", "") or "")
+        if success is False or params.get("type") == 4:  # VIR_DOMAIN_JOB_FAILED
+            state = JobState.ABORTED if "cancel" in errmsg.lower() else JobState.FAILED
+            msg = errmsg or "libvirt reported a failure"
+        elif params.get("type") == 5:  # VIR_DOMAIN_JOB_CANCELLED
+            state, msg = JobState.ABORTED, errmsg or "cancelled"
+        elif errmsg and t.job.type is JobType.BACKUP:
+            # How a pull-mode backup's client ends it: libvirt counts it completed.
+            msg = f"ended by abort, as a pull-mode backup ends (libvirt: {errmsg})"
+            state = JobState.COMPLETED
+        else:
+            state, msg = JobState.COMPLETED, errmsg
+        merged = _merge_disk_stats(stats, t.job.stats)
+        self._set_state(t, state, at, stats=FrozenMap(merged), current=cur, end=end, message=msg)
+
+    def _vanished(self, t: Track, at: float, why: str) -> None:
+        if (
+            t.job.type is JobType.MIGRATION_IN
+            and not t.awaiting_source
+            and (t.hint is None or t.hint[0] is not JobState.COMPLETED)
+        ):
+            # A failed or aborted migration stops its incoming domain before the
+            # source's job ends: the source says how it ended.
+            out = self._peer_job(t.job)
+            if out is not None and out.state.active:
+                t.awaiting_source = True
+                t.gone_since = at
+                return
+            if out is not None and out.state in (JobState.ABORTED, JobState.FAILED):
+                self._conclude_incoming(t, at, out)
+                return
+        if t.abort_requested:
+            self._set_state(t, JobState.ABORTED, at, message="aborted on request; " + why)
+        elif t.hint is not None:
+            self._set_state(t, t.hint[0], at, message=t.hint[1])
+        else:
+            self._set_state(t, JobState.UNKNOWN, at, message=f"the job is gone and {why}")
+
+    def _job_completed(self, e: ev.JobCompletedEv) -> None:
+        params = dict(e.params)
+        typ = OPERATION_TYPES.get(int(params.get("operation", 0)), JobType.UNKNOWN)
+        elapsed = float(params.get("time_elapsed", 0)) / 1000.0
+        known = self.domains.get(DomainId(e.host, e.uuid))
+        t = self._active_domain_job(known) if known is not None else None
+        if t is None and typ is not JobType.UNKNOWN:
+            done = self._same_finished_run(
+                e.host, e.uuid, domain_job_name(typ), e.time - elapsed, e.time
+            )
+            if done is not None and done.state is not JobState.UNKNOWN:
+                # A poll read the kept final stats (or saw the domain go) before
+                # this event was delivered: the run is already told.
+                return
+            if done is not None:
+                # Lost as unknown (its domain went first): its real outcome came late.
+                self._finish_domain_job(Track(job=done), params, e.time)
+                return
+        d = self._domain(e.host, e.uuid, e.domain)
+        if t is None or (typ is not JobType.UNKNOWN and t.job.type is not typ):
+            if t is not None:
+                self._vanished(t, e.time, "another job completed")
+            if typ is JobType.UNKNOWN:
+                return
+            t = self._new(d, domain_job_name(typ), typ, e.time - elapsed, at=e.time)
+        # These stats are the completed job's: do not mistake them for a later one's.
+        d.completed_fp, d.seen_completed = _fingerprint(params), True
+        d.want_completed = False
+        self._finish_domain_job(t, params, e.time)
+
+    def _same_finished_run(
+        self, host: str, uuid: str, name: str, started: float | None, ended: float
+    ) -> Job | None:
+        """The finished job a late end report is about. One job of a name runs
+        at a time, so a finished job of that name that outlived the reported
+        run's start (when known) and ended about when it did is that run."""
+        for job in self.finished.values():
+            if (
+                job.host == host
+                and job.key.domain_uuid == uuid
+                and job.name == name
+                and job.finished is not None
+                and job.started < ended
+                and (started is None or job.finished > started)
+                and abs(job.finished - ended) < SAME_RUN_SECONDS
+            ):
+                return job
+        return None
+
+    def _restore_begun(self, d: DomainInfo, s: DomainSample) -> bool:
+        """A domain taking in a migration stream that libvirt shows as no job
+        (a migration's destination refuses jobStats instead): a restore."""
+        since = d.stream_in
+        # A migration's destination also takes in a stream before STARTED/MIGRATED
+        # (which clears stream_in) arrives: give that event a moment to come.
+        if since is None or not d.starting_up or s.taken <= since + RESTORE_SETTLE:
+            return False
+        d.stream_in = None
+        t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, since, at=s.taken)
+        t.hint = (JobState.FAILED, "the restore did not finish: the domain is not running")
+        return True
+
+    def _restored(self, d: DomainInfo, t: Track | None, at: float) -> None:
+        """libvirt 9.0 shows a restore (virsh restore, or start from a managed
+        save) in no job API: QEMU's incoming MIGRATION events say it began (see
+        _qemu_event), the domain waits paused (starting up) while QEMU loads the
+        image, and STARTED_RESTORED says it is done."""
+        if t is not None and t.job.type is not JobType.RESTORE:
+            return  # some other domain job owns this domain; leave it alone
+        if t is None:  # over before a poll saw it, or no QEMU events on this connection
+            started = d.stream_in if d.stream_in is not None else at
+            d.stream_in = None
+            t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, started, at=at)
+        self._set_state(
+            t, JobState.COMPLETED, at, message="restored; libvirt reports no progress for a restore"
+        )
+
+
+def _fingerprint(stats: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, v) for k, v in stats.items() if isinstance(v, int | float | str)))
+
+
+def _merge_disk_stats(new: dict[str, Any], old: FrozenMap) -> dict[str, Any]:
+    """Keep the per-disk entries folded in from block jobs across domain-job samples."""
+    merged = dict(new)
+    for k, v in old.items():
+        if "." in k and k not in merged:
+            merged[k] = v
+    return merged

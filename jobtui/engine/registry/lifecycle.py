@@ -1,0 +1,243 @@
+"""What lifecycle events and QEMU's events say about jobs.
+
+A stopped domain takes its block jobs with it (libvirt sends no block-job event
+for them); lifecycle events mark a migration's milestones and post-copy; QEMU's
+MIGRATION events begin a restore and tell how a migration went; its
+JOB_STATUS_CHANGE events pause and resume jobs, make new ones visible within tens
+of milliseconds, end the jobs only QEMU knows, and drive the image-creation rule.
+
+QEMU's image creation before a copy (`blockdev-create`) normally takes a few
+milliseconds; it becomes a visible job only when it lingers (slow or stuck
+storage), and QEMU's events say when it ends but not how.
+"""
+
+from __future__ import annotations
+
+import libvirt
+
+from jobtui.engine import events as ev
+from jobtui.engine.qemu_jobs import parse_qemu_job_id
+from jobtui.engine.registry.block_jobs import BlockJobs
+from jobtui.engine.registry.book import DomainId, DomainInfo, TrackId
+from jobtui.engine.sample import (
+    ACTIVE_STATES,
+    domain_job_name,
+)
+from jobtui.model import (
+    JobDismissed,
+    JobState,
+    JobType,
+)
+
+# QEMU pauses a mirror for sub-millisecond drains; only a longer pause is real.
+PAUSE_DEBOUNCE = 0.3
+
+
+# QEMU's image-creation step becomes a visible job only when it takes this long.
+CREATE_LINGER = 1.0
+
+
+_EV = libvirt  # lifecycle event and detail numbers
+
+
+# virDomainEventStoppedDetailType -> what happened, for a person.
+STOP_REASONS = {
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: "shut down",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: "was destroyed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: "failed (QEMU ended)",
+}
+
+
+# Stops that no domain job survives (a crash may follow a completed dump --crash).
+KILLED_DETAILS = frozenset(
+    {libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED}
+)
+
+
+class Lifecycle(BlockJobs):
+    """Lifecycle events, device removal and QEMU's own events."""
+
+    def _lifecycle(self, d: DomainInfo, e: ev.LifecycleEv) -> None:
+        """Migration milestones and the end of the domain's QEMU, which libvirt
+        announces as lifecycle events."""
+        kind = (e.event, e.detail)
+        if e.event in (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STOPPED) and kind != (
+            _EV.VIR_DOMAIN_EVENT_STARTED,
+            _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED,
+        ):
+            d.stream_in = None  # not a restore, or one that failed
+        if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED and e.detail in STOP_REASONS:
+            # QEMU is gone and its block jobs with it, and libvirt sends no block
+            # job event for them: they end here, with the reason.
+            why = f"the domain {STOP_REASONS[e.detail]} while the job ran; it did not finish"
+            for bt in self._tracks_of(d.host, d.uuid):
+                if bt.disk:
+                    bt.hint = (JobState.FAILED, why)
+                    self._vanished(bt, e.time, why)
+                elif (
+                    e.detail in KILLED_DETAILS
+                    and bt.hint is None
+                    and bt.job.type is not JobType.MIGRATION_IN
+                ):
+                    # A domain job ends by JOB_COMPLETED or its kept stats if libvirt
+                    # has any (a failed save or migration has none): else this is why.
+                    bt.hint = (JobState.FAILED, why)
+                    if bt.gone_since is not None:
+                        self._vanished(bt, e.time, why)  # a poll already saw it gone
+        t = self._active_domain_job(d)
+        if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED):
+            self._restored(d, t, e.time)
+            return
+        if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_MIGRATED):
+            # The destination's domain is created: the incoming migration begins.
+            if t is None and e.time > d.domain_job_ended:
+                t = self._new(
+                    d, domain_job_name(JobType.MIGRATION_IN), JobType.MIGRATION_IN, e.time
+                )
+                t.seen_start = True
+                self._link_peer(t)
+            return
+        if t is None or not t.job.type.is_migration:
+            return
+        postcopy = {
+            (_EV.VIR_DOMAIN_EVENT_SUSPENDED, _EV.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY): "active",
+            (_EV.VIR_DOMAIN_EVENT_RESUMED, _EV.VIR_DOMAIN_EVENT_RESUMED_POSTCOPY): "active",
+            (_EV.VIR_DOMAIN_EVENT_SUSPENDED, _EV.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED): (
+                "failed"
+            ),
+            (
+                _EV.VIR_DOMAIN_EVENT_RESUMED,
+                getattr(_EV, "VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED", 4),
+            ): "failed",
+        }.get(kind)
+        if postcopy:
+            self._set_postcopy(t, postcopy, e.time)
+        elif t.job.type is JobType.MIGRATION_IN:
+            if kind == (_EV.VIR_DOMAIN_EVENT_RESUMED, _EV.VIR_DOMAIN_EVENT_RESUMED_MIGRATED):
+                t.hint = (JobState.COMPLETED, "the domain runs on this host now")
+            elif kind == (_EV.VIR_DOMAIN_EVENT_STOPPED, _EV.VIR_DOMAIN_EVENT_STOPPED_FAILED):
+                t.hint = (JobState.FAILED, "the incoming domain was stopped: the migration failed")
+
+    def _device_removed(self, e: ev.DeviceRemovedEv) -> None:
+        d = self._domain(e.host, e.uuid, e.domain)
+        d.xml_dirty = True
+        self._poke(DomainId(e.host, e.uuid))
+        disk = next((x.target for x in d.disks if x.alias == e.alias), "")
+        if not disk:
+            return
+        d.disks = tuple(x for x in d.disks if x.target != disk)
+        for t in self._tracks_of(e.host, e.uuid):
+            if t.disk != disk or not t.job.state.active:
+                continue
+            if e.host in self.qemu_event_hosts:
+                msg = (
+                    f"disk {disk} was unplugged while the job ran: QEMU still runs it "
+                    "but libvirt no longer sees it"
+                )
+                self._orphan(t, d, e.time, msg)
+            else:
+                self._vanished(t, e.time, f"its disk {disk} was unplugged")
+
+    def _qemu_event(self, e: ev.QemuEv) -> None:
+        d = self._domain(e.host, e.uuid, e.domain)
+        if e.name == "MIGRATION":
+            status = e.get("status", "")
+            if status in ("completed", "failed", "cancelled"):
+                d.want_completed = True
+            if status in ("failed", "cancelled"):
+                d.stream_in = None
+            t = self._active_domain_job(d)
+            if (
+                t is None
+                and status == "setup"
+                and (d.state not in ACTIVE_STATES or d.starting_up)
+                and e.time > d.domain_job_ended
+            ):
+                # A domain that was off takes in a migration stream: a restore or
+                # a migration-in. The next poll tells (_restore_begun).
+                d.stream_in = e.time
+            elif t is not None and t.job.type is JobType.RESTORE and status == "failed":
+                t.hint = (JobState.FAILED, "QEMU reports the restore failed")
+            elif t is not None and t.job.type.is_migration:
+                if status == "postcopy-active":
+                    self._set_postcopy(t, "active", e.time)
+                elif status == "cancelled":
+                    t.hint = (JobState.ABORTED, "QEMU reports the migration cancelled")
+                elif status == "failed":
+                    t.hint = (JobState.FAILED, "QEMU reports the migration failed")
+                elif status == "completed" and t.job.type is JobType.MIGRATION_IN:
+                    t.hint = (JobState.COMPLETED, "QEMU reports the migration completed")
+            self._poke(DomainId(e.host, e.uuid))
+            return
+        if e.name != "JOB_STATUS_CHANGE":
+            self._poke(DomainId(e.host, e.uuid))
+            return
+        qid, status = str(e.get("id", "")), str(e.get("status", ""))
+        typ, disk = parse_qemu_job_id(qid)
+        mine = next((x for x in self._tracks_of(e.host, e.uuid) if x.job.qemu_id == qid), None)
+        if mine is not None and (
+            mine.job.state is JobState.ORPHANED or mine.job.config.get("seen-by") == "qemu"
+        ):
+            self._limbo_event(mine, status, e.time)
+            return
+        if typ is JobType.BLOCKDEV_CREATE:
+            self._create_job_event(d, qid, status, e.time)
+            return
+        if typ is JobType.UNKNOWN:
+            if status in ("created", "running"):
+                # libvirt's own jobs (a storage migration's drive-virtio-disk0
+                # mirror): the poll shows which domain job they belong to.
+                self._poke(DomainId(e.host, e.uuid))
+            return
+        t = next((x for x in self._tracks_of(e.host, e.uuid) if x.disk == disk and x.disk), None)
+        if t is None:
+            if status in ("created", "running"):
+                self._poke(DomainId(e.host, e.uuid))  # the fast path: poll it right now
+            return
+        if not t.job.qemu_id:
+            t.job = t.job.evolve(qemu_id=qid)
+        if t.job.state is JobState.ORPHANED:
+            self._limbo_event(t, status, e.time)
+            return
+        # A paused READY mirror is 'standby' in QEMU's words.
+        if status in ("paused", "standby"):
+            if t.paused_since is None:
+                t.paused_since = e.time
+        elif status in ("running", "ready"):
+            t.paused_since = None
+            if t.job.state is JobState.PAUSED:
+                back = t.state_before_pause or JobState.RUNNING
+                t.state_before_pause = None
+                self._set_state(t, back, e.time)
+
+    def _create_job_event(self, d: DomainInfo, qid: str, status: str, at: float) -> None:
+        """QEMU's image creation before a copy: normally a few milliseconds. It is
+        shown only when it lingers (slow or stuck storage), the case the proposal
+        worries about; a quick one would just flash an 'unknown' row."""
+        name = qid.removesuffix("-format")
+        t = self.active.get(TrackId(d.host, d.uuid, name))
+        if status in ("created", "running") and t is None:
+            self.pending_creates.setdefault(TrackId(d.host, d.uuid, name), (at, qid, d.name))
+            return
+        if status in ("concluded", "null"):
+            self.pending_creates.pop(TrackId(d.host, d.uuid, name), None)
+        if status in ("concluded", "null") and t is not None:
+            self._set_state(
+                t,
+                JobState.UNKNOWN,
+                at,
+                message="QEMU's image creation ended; QEMU does not report its outcome",
+            )
+            # A helper step of libvirt's own job: the stream shows it, history does not.
+            self.finished.pop(t.job.key, None)
+            self.newly_finished.remove(t.job)
+            self.out.append(JobDismissed(t.job.key))
+
+    def _linger_creates(self, now: float) -> None:
+        """An image creation that has run for CREATE_LINGER becomes a visible job."""
+        for key, (first, qid, _dname) in list(self.pending_creates.items()):
+            d = self.domains.get(DomainId(key.host, key.uuid))
+            if now - first > CREATE_LINGER and d is not None:
+                del self.pending_creates[key]
+                self._new(d, key.name, JobType.BLOCKDEV_CREATE, first, qemu_id=qid, at=now)
