@@ -16,7 +16,7 @@ from jobtui.cli.args import CONTROL_COMMANDS, build_parser
 from jobtui.cli.errors import REFUSED, USAGE, CliError
 from jobtui.cli.hosts import apply_inventory
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 
 def _say(message: str) -> None:
@@ -96,3 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _say(f"{err} ({type(err).__name__}; JOBTUI_DEBUG=1 shows the traceback)")
         return REFUSED
+
+
+def entry() -> None:
+    """The `jobtui` command: `main`, then an exit that skips the interpreter's teardown.
+
+    A connection given up for dead is never closed (docs/decisions.md), so a daemon thread
+    may still be inside a libvirt call when the command ends; tearing the interpreter down
+    under it crashed `watch` (SIGSEGV, seen after a hung ssh session woke up). Exit
+    handlers still run (the history's last writes), and the output is flushed."""
+    code = main()
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
