@@ -227,6 +227,10 @@ class LabSshd:
                     "AllowTcpForwarding no",
                     "PrintMotd no",
                     "LogLevel VERBOSE",
+                    # A fleet opens one connection per host at once: past 10 connections
+                    # still authenticating sshd's default (10:30:100) drops new ones at
+                    # random, which no real fleet (an sshd per host) would see.
+                    "MaxStartups 200",
                 ]
             )
             + "\n"
