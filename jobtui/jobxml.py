@@ -24,6 +24,7 @@ from typing import Final, TypeVar
 
 from lxml import etree
 
+from jobtui import units
 from jobtui.model import FrozenMap, Job, JobKey, JobState, JobType, StatValue
 
 __all__ = [
@@ -581,47 +582,15 @@ def format_value(key: str, value: StatValue) -> str:
         return OPERATIONS.get(value, f"operation {value}")
     unit = unit_of(key)
     if unit is None:
-        return _number(value)
+        return units.number(value)
     if not math.isfinite(value):
         return f"{value} {unit}"
     if unit == "bytes":
-        return _bytes(value)
+        return units.size(value)
     if unit == "bytes/s":
-        return _bytes(value) + "/s"
+        return units.rate(value)
     if unit == "ms":
-        return _duration(value)
+        return units.duration_ms(value)
     if unit == "%":
-        return f"{_number(value)}%"
-    return f"{_number(value)} {unit}"
-
-
-def _number(value: int | float) -> str:
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
-def _bytes(value: int | float) -> str:
-    sign, n = ("-" if value < 0 else ""), abs(value)
-    if n < 1024:
-        return f"{sign}{_number(n)} B"
-    for prefix in ("Ki", "Mi", "Gi", "Ti", "Pi"):
-        n /= 1024
-        if n < 1023.95:  # so rounding never prints "1024.0 KiB"
-            return f"{sign}{n:.1f} {prefix}B"
-    return f"{sign}{n / 1024:.1f} EiB"
-
-
-def _duration(ms: int | float) -> str:
-    if ms < 0:
-        return "-" + _duration(-ms)
-    if ms < 1000:
-        return f"{_number(ms)} ms"
-    if ms < 59_950:
-        return f"{ms / 1000:.1f} s"
-    minutes, seconds = divmod(int(ms // 1000), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {seconds:02d}s"
+        return f"{units.number(value)}%"
+    return f"{units.number(value)} {unit}"

@@ -13,10 +13,10 @@ from typing import Any
 
 from rich.cells import cell_len
 
+from jobtui import units
 from jobtui.inventory import short_name
 from jobtui.model import Job, JobState, JobStateChanged
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 # The text table's widest column, in terminal cells: a longer name (a 200-character domain)
 # is printed whole but sets no width, so it shifts its own row, not every row.
 COLUMN_MAX = 40
@@ -101,14 +101,7 @@ def event_line(e: JobStateChanged, names: Mapping[str, str] | None = None) -> st
 
 
 def human_rate(bps: int | None) -> str:
-    if bps is None:
-        return "-"
-    value = float(bps)
-    for unit in _UNITS:
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{value:.0f} {unit}/s" if unit == "B" else f"{value:.1f} {unit}/s"
-        value /= 1024
-    raise AssertionError("unreachable")
+    return "-" if bps is None else units.rate(bps)
 
 
 def _column_width(cells: list[str]) -> int:
@@ -122,8 +115,7 @@ def _pad(text: str, width: int, *, right: bool) -> str:
 
 
 def percent(job: Job) -> str:
-    p = job.progress
-    return "-" if p is None else f"{p * 100:.0f}%"
+    return units.percent(job.progress)
 
 
 def rate_cell(job: Job, now: float) -> str:

@@ -14,9 +14,7 @@ import libvirt
 
 from jobtui.engine.connection import libvirt_reason
 from jobtui.model import ControlOp, Job, JobControlError, JobState, JobType
-from jobtui.units import parse_bandwidth
-
-MiB = 1024 * 1024
+from jobtui.units import MiB, mib, parse_bandwidth
 
 
 class PostcopyNotAllowed(JobControlError):
@@ -84,7 +82,7 @@ def execute(dom: libvirt.virDomain, job: Job, op: ControlOp, args: dict[str, Any
 
 
 def _set_speed(dom: libvirt.virDomain, job: Job, bps: int, name: str) -> str:
-    human = "unlimited" if bps == 0 else f"{bps / MiB:.1f} MiB/s"
+    human = "unlimited" if bps == 0 else f"{mib(bps)}/s"
     if job.type.is_migration:
         flags = 0
         if job.config.get("postcopy") == "active":

@@ -17,6 +17,7 @@ from lxml import etree
 from jobtui.engine.qemu_jobs import QemuJob, query_qemu_jobs
 from jobtui.engine.rate import UNCERTAIN_CALL
 from jobtui.model import JobType
+from jobtui.units import MiB
 
 # virDomainJobOperation -> job type (libvirt-domain.h).
 OPERATION_TYPES: dict[int, JobType] = {
@@ -62,7 +63,6 @@ ACTIVE_STATES = frozenset({"running", "idle", "paused", "in shutdown", "pmsuspen
 
 # libvirt's "no limit" for migrateGetMaxSpeed, in MiB/s (INT64_MAX >> 20).
 UNLIMITED_MIB = (2**63 - 1) >> 20
-MiB = 1024 * 1024
 
 # State reasons that say a migration is in post-copy (or failed in it), by side.
 POSTCOPY_REASONS: dict[tuple[int, int], str] = {

@@ -1,48 +1,28 @@
-"""Numbers as an operator reads them: sizes, rates, durations, progress bars.
+"""Numbers as an operator reads them in the TUI: sizes, rates, durations, progress bars.
 
-Binary units throughout, as libvirt and virsh report sizes. Every function here
-is pure so table cells can be compared and only changed cells repainted.
+The units and their writing are jobtui.units'; here is what the TUI adds (a dash
+for the unknown, the compact forms its columns need). Every function here is pure
+so table cells can be compared and only changed cells repainted.
 """
 
 from __future__ import annotations
 
 from jobtui.inventory import short_name
+from jobtui.units import duration_short, size_short
 
 DASH = "—"
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def human_bytes(n: float | None) -> str:
-    if n is None:
-        return DASH
-    value = float(n)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            if unit == "B" or abs(value) >= 100:
-                # Three digits are plenty and keep rates within a 10-cell column.
-                return f"{value:.0f} {unit}"
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    return DASH if n is None else size_short(n)
 
 
 def human_rate(bytes_per_second: float | None) -> str:
-    if bytes_per_second is None:
-        return DASH
-    return f"{human_bytes(bytes_per_second)}/s"
+    return DASH if bytes_per_second is None else f"{size_short(bytes_per_second)}/s"
 
 
 def human_duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return DASH
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    return DASH if seconds is None or seconds < 0 else duration_short(seconds)
 
 
 def progress_bar(fraction: float | None, width: int = 10) -> str:

@@ -32,6 +32,7 @@ from jobtui.model import (
     JobState,
     JobType,
 )
+from jobtui.units import mib
 
 # A migration pass is progress when it starts with this much less to send than the
 # best pass before it: its first sample comes up to a poll late, which alone makes
@@ -43,7 +44,6 @@ PASS_MARGIN = 0.10
 _STALL_BLOCK_TYPES = frozenset({JobType.BLOCK_COPY, JobType.BLOCK_COMMIT_ACTIVE})
 
 
-MiB = 1024 * 1024
 
 
 @dataclass
@@ -104,13 +104,10 @@ class Convergence:
             n = self.passes_since
             return (
                 f"for {now - self.progress_at:.0f} s ({n} {'pass' if n == 1 else 'passes'}) "
-                f"no pass has begun with less than {_mib(self.best_start)} to send"
+                f"no pass has begun with less than {mib(self.best_start)} to send"
             )
         return ""
 
-
-def _mib(n: float | None) -> str:
-    return "?" if n is None else f"{n / MiB:.1f} MiB"
 
 
 class Migrations(Book):
@@ -189,17 +186,17 @@ class Migrations(Book):
                 dirty = int_or_none(st.get("memory_dirty_bps"))
                 bps = int_or_none(st.get("memory_bps"))
                 why = (
-                    f"not converging: {why}; the guest dirties {_mib(dirty)}/s, "
-                    f"{_mib(bps)}/s is sent (pass {conv.pass_no})"
+                    f"not converging: {why}; the guest dirties {mib(dirty)}/s, "
+                    f"{mib(bps)}/s is sent (pass {conv.pass_no})"
                 )
         else:
             why = conv.stall(now, self.stall_after, 0, passes_count=False)
             if why:
                 bw = t.job.bandwidth
-                limit = f"at most {_mib(bw)}/s" if bw else "no limit"
+                limit = f"at most {mib(bw)}/s" if bw else "no limit"
                 why = (
                     f"not converging: {why}; the guest writes at least as fast as it is "
-                    f"copied ({limit}), {_mib((t.job.end or 0) - (t.job.current or 0))} to go"
+                    f"copied ({limit}), {mib((t.job.end or 0) - (t.job.current or 0))} to go"
                 )
         if why:
             t.stall_msg = why
