@@ -86,8 +86,11 @@ class ControlOp(enum.StrEnum):
     POSTCOPY = "postcopy"
 
     @property
-    def destructive(self) -> bool:
-        return self in (ControlOp.ABORT, ControlOp.FINALIZE, ControlOp.DISMISS)
+    def needs_confirmation(self) -> bool:
+        """Asked before it runs, in the CLI (or `--yes`) and the TUI: what it does
+        cannot be undone (an abort, a pivot, a dropped record, a post-copy switch,
+        after which the migration can no longer be aborted)."""
+        return self in (ControlOp.ABORT, ControlOp.FINALIZE, ControlOp.DISMISS, ControlOp.POSTCOPY)
 
 
 class HostState(enum.StrEnum):

@@ -89,7 +89,8 @@ def test_malformed_bandwidth_is_refused_before_connecting(bad: str) -> None:
 
 
 def test_destructive_op_without_terminal_needs_yes() -> None:
-    for op in ("abort", "finalize", "dismiss"):
+    # Post-copy too: there is no way back from it (the migration can no longer be aborted).
+    for op in ("abort", "finalize", "dismiss", "postcopy"):
         msg = one_line_error(jobtui("-c", NOWHERE, op, "web1", "copy-vda"), 2)
         assert "pass --yes" in msg and op in msg
 
@@ -130,6 +131,7 @@ def test_help_lists_exit_statuses_and_the_taint() -> None:
     sub = jobtui("pause", "--help")
     assert sub.returncode == 0 and "--allow-qemu-monitor" in sub.stdout
     assert "-y, --yes" in jobtui("abort", "--help").stdout
+    assert "-y, --yes" in jobtui("postcopy", "--help").stdout
     assert "-y, --yes" not in jobtui("set-speed", "--help").stdout
 
 

@@ -500,7 +500,7 @@ def test_set_speed_pause_resume_and_refusals(
     assert "read-only" in one_line_error(ro, 1)
     assert dom.blockJobInfo("vda", BYTES)["bandwidth"] == 512 * 1024
 
-    msg = one_line_error(run_cli(daemon, history, "postcopy", dom.name(), "pull-vda"), 1)
+    msg = one_line_error(run_cli(daemon, history, "postcopy", dom.name(), "pull-vda", "--yes"), 1)
     assert "not an outgoing migration" in msg
     msg = one_line_error(run_cli(daemon, history, "pause", dom.name(), "pull-vda"), 1)
     assert "taints" in msg

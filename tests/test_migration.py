@@ -9,13 +9,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from enginetools import Stream
 from labtools import wait_until
+from test_cli_system import Terminal, cli_env
 
 from jobtui import jobxml
 from jobtui.engine.monitor import JobMonitor
@@ -244,6 +248,37 @@ def test_postcopy_switch_shown_and_abort_refused(hosts: TwoHosts, name: str) -> 
         assert done.config["postcopy"] == "active"
         stream.wait_state(name, "migration-in", JobState.COMPLETED, 30)
         assert hosts.domain_b(name).isActive()
+
+
+def test_postcopy_asks_on_a_terminal_like_abort(
+    hosts: TwoHosts, name: str, tmp_path: Path
+) -> None:
+    """`jobtui postcopy` asks first, as the TUI does: there is no way back from it."""
+    dom = hosts.filled_guest(name, 256, dirty_mib=64, rate_mib=32)
+    with watching(hosts) as (m, stream):
+        mig = hosts.start_migration(dom, bandwidth_mib=8, postcopy=True, postcopy_bandwidth_mib=8)
+        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        history = str(tmp_path / "h.sqlite3")
+        argv = [sys.executable, "-m", "jobtui", "-c", hosts.uri_a, "--history", history]
+        argv += ["postcopy", name, "migration-out"]
+        term = Terminal(argv)
+        try:
+            term.wait_for(f"Postcopy migration-out on {name} (".encode(), b"[y/N] ")
+            term.type(b"n\n")
+            assert term.wait() == 1
+            assert b"not confirmed" in term.screen
+        finally:
+            term.close()
+        # From a script, without --yes: a usage error, before anything happens.
+        quiet = {"stdin": subprocess.DEVNULL, "capture_output": True, "text": True}
+        script = subprocess.run(argv, env=cli_env(), timeout=60, check=False, **quiet)
+        assert script.returncode == 2 and "pass --yes" in script.stderr
+        time.sleep(1.0)
+        out = job_on(m, hosts.uri_a, name, "migration-out")
+        assert out is not None and out.config.get("postcopy") != "active"
+        m.control(out.key, ControlOp.ABORT)
+        stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
+        mig.wait(30)
 
 
 def test_speed_change_seen_and_postcopy_refused_by_libvirt(hosts: TwoHosts, name: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from jobtui.cli.errors import EXIT_CODES_HELP, USAGE, CliError
+from jobtui.model import ControlOp
 
 CONTROL_COMMANDS = ("abort", "finalize", "pause", "resume", "dismiss", "set-speed", "postcopy")
 DEFAULT_WAIT = 15.0
@@ -130,7 +131,7 @@ _CONTROL_HELP = {
     "set-speed": "set the bandwidth of a block job, backup or outgoing migration",
     "postcopy": "switch an outgoing migration to post-copy (it can no longer be aborted)",
 }
-_DESTRUCTIVE = ("abort", "finalize", "dismiss")
+_DESTRUCTIVE = frozenset(str(op) for op in ControlOp if op.needs_confirmation)
 
 
 def build_parser() -> Parser:

@@ -31,7 +31,7 @@ def _confirm(job: Job, op: ControlOp) -> bool:
 
 def run_control(args: argparse.Namespace) -> int:
     op = ControlOp(args.command)
-    ask = op.destructive and not getattr(args, "yes", False)
+    ask = op.needs_confirmation and not args.yes
     if ask and not sys.stdin.isatty():
         # Decided before connecting: a script must say --yes, never hang on a prompt.
         raise CliError(USAGE, f"{op} needs confirmation and stdin is not a terminal: pass --yes")

@@ -567,7 +567,6 @@ class JobTUI(App[None]):
         self._confirm(ControlOp.DISMISS)
 
     def action_postcopy(self) -> None:
-        # Not destructive, but there is no way back: asked like one.
         self._confirm(ControlOp.POSTCOPY)
 
     def action_pause_resume(self) -> None:
@@ -616,6 +615,9 @@ class JobTUI(App[None]):
     def _confirm(self, op: ControlOp) -> None:
         job = self.selected_job
         if job is None:
+            return
+        if not op.needs_confirmation:
+            self._control(job.key, op, {})
             return
 
         def answered(yes: bool | None) -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 from textual.binding import Binding
 from textual.keys import Keys
 
+from jobtui.model import ControlOp
+
 BINDINGS: list[Binding] = [
     Binding("question_mark", "help", "Help", id="help"),
     Binding("slash", "filter", "Filter", id="filter"),
@@ -49,8 +51,8 @@ BINDINGS: list[Binding] = [
     Binding("ctrl+c", "quit", "Quit", id="quit-interrupt", show=False, priority=True),
 ]
 
-# Post-copy cannot be undone: it is kept off modifier chords like the destructive ones.
-DESTRUCTIVE_IDS = frozenset({"abort", "finalize", "dismiss", "postcopy"})
+# What cannot be undone (ControlOp.needs_confirmation) is kept off modifier chords.
+DESTRUCTIVE_IDS = frozenset(str(op) for op in ControlOp if op.needs_confirmation)
 # Keys that change a job: none of them exists in read-only mode (nor in its help).
 CONTROL_IDS = frozenset({"abort", "finalize", "pause", "dismiss", "bandwidth", "postcopy"})
 _IDS = frozenset(b.id for b in BINDINGS if b.id)
