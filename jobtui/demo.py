@@ -78,6 +78,8 @@ class Director:
 
     def _migrate_back_and_forth(self) -> None:
         hosts = self.hosts
+        if hosts is None or hosts.conn_a is None:
+            return
         if self._on_b:
             dom = hosts.domain_b("mover1")
             dest = hosts.a.uri

@@ -326,7 +326,8 @@ class MetricsServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{name}]" if ":" in name else name
         return f"http://{shown}:{port}/metrics"
 
     def start(self) -> None:

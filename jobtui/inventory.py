@@ -266,7 +266,7 @@ class NamedHosts:
         self._names = dict(names)
 
     def __getattr__(self, attr: str) -> Any:
-        # options, start, stop, jobs, control... and optional extras (focus) pass through.
+        # options, start, stop, jobs, control, focus... pass through.
         return getattr(self._source, attr)
 
     def _named(self, host: Host) -> Host:

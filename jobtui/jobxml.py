@@ -128,7 +128,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def to_xml(job: Job) -> str:
-    return etree.tostring(to_element(job), encoding="unicode", pretty_print=True)
+    text: str = etree.tostring(to_element(job), encoding="unicode", pretty_print=True)
+    return text
 
 
 def to_element(job: Job) -> etree._Element:
@@ -411,14 +412,15 @@ def _check_attrs(
 
 
 def _attr(el: etree._Element, name: str) -> str:
-    value = el.get(name)
+    value: str | None = el.get(name)
     if value is None:
         raise _fail(el, f"missing attribute {name!r}")
     return value
 
 
 def _str_attr(el: etree._Element, name: str) -> str:
-    plain, encoded = el.get(name), el.get(f"{name}-base64")
+    plain: str | None = el.get(name)
+    encoded: str | None = el.get(f"{name}-base64")
     if plain is not None and encoded is not None:
         raise _fail(el, f"has both {name!r} and '{name}-base64'")
     if plain is not None:

@@ -35,6 +35,10 @@ class JobSource(Protocol):
 
     def job_xml(self, key: JobKey) -> str: ...
 
+    def focus(self, key: JobKey | None) -> None:
+        """The job on screen (None: none), sampled faster. Only records the key: it never
+        blocks, so the UI calls it from its event loop."""
+
     def control(self, key: JobKey, op: ControlOp, **args: Any) -> str:
         """Blocking: run `op` and return a one-line result, or raise JobControlError.
 

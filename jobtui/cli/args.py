@@ -104,7 +104,7 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def _sub(
-    subs: argparse._SubParsersAction, name: str, help_: str, desc: str = ""
+    subs: argparse._SubParsersAction[Parser], name: str, help_: str, desc: str = ""
 ) -> argparse.ArgumentParser:
     p = subs.add_parser(
         name,

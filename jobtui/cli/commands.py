@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
-from jobtui.cli.errors import CONNECTION, OK, REFUSED, USAGE, CliError
+from jobtui.cli.errors import CONNECTION, OK, USAGE, CliError
 from jobtui.cli.format import job_table, job_to_dict
 from jobtui.cli.session import connected, make_monitor, not_answering, resolve_job
 
@@ -53,11 +52,6 @@ def run_tui(args: argparse.Namespace) -> int:
 
 
 def run_demo(argv: list[str]) -> int:
-    try:
-        demo = importlib.import_module("jobtui.demo")
-    except ModuleNotFoundError as err:
-        if err.name != "jobtui.demo":
-            raise
-        raise CliError(REFUSED, "this installation has no demo (jobtui.demo is missing)") from None
-    rc = demo.main(argv)
-    return rc if isinstance(rc, int) else OK
+    from jobtui import demo
+
+    return demo.main(argv)

@@ -11,24 +11,21 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobtui.cli.errors import CONNECTION, NOT_FOUND, USAGE, CliError
 from jobtui.model import Domain, HostState, Job
 from jobtui.support import Options
 
 if TYPE_CHECKING:
+    from jobtui.engine.history import History
     from jobtui.engine.monitor import JobMonitor
 
 
-def open_history(path: Path | None) -> Any:
-    """The shared history of finished jobs, or None where this build has none."""
-    try:
-        from jobtui.engine.history import History
-    except ModuleNotFoundError as err:
-        if err.name != "jobtui.engine.history":
-            raise
-        return None
+def open_history(path: Path | None) -> History:
+    """The shared history of finished jobs."""
+    from jobtui.engine.history import History
+
     # It never raises: an unusable file becomes an in-memory history plus a `warning`.
     return History(path) if path is not None else History()
 

@@ -8,6 +8,7 @@ refuses comes back as `JobControlError` with libvirt's words.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import libvirt
@@ -22,7 +23,7 @@ class PostcopyNotAllowed(JobControlError):
     the only way to learn that in libvirt 9.0, so the engine remembers it."""
 
 
-def _call(what: str, fn: Any, *args: Any) -> Any:
+def _call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except libvirt.libvirtError as err:
@@ -110,7 +111,7 @@ def _qemu(dom: libvirt.virDomain, cmd: dict[str, Any], what: str) -> dict[str, A
         out = libvirt_qemu.qemuMonitorCommand(dom, json.dumps(cmd), 0)
     except libvirt.libvirtError as err:
         raise JobControlError(f"{what}: {libvirt_reason(err)}") from None
-    reply = json.loads(out)
+    reply: dict[str, Any] = json.loads(out)
     if "error" in reply:
         raise JobControlError(f"{what}: QEMU says {reply['error'].get('desc', reply['error'])}")
     return reply

@@ -17,11 +17,12 @@ of milliseconds; polling remains the fallback and the check.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ import libvirt
 from jobtui.engine import control as ctl
 from jobtui.engine.connection import HostConnection, libvirt_reason
 from jobtui.engine.events import LibvirtEvent
+from jobtui.engine.history import History
 from jobtui.engine.registry import Registry
 from jobtui.engine.sample import CallCounter, DomainSample, quick_sample, sample_domain
 from jobtui.engine.worker import CallPool, DomainWorker
@@ -44,6 +46,7 @@ from jobtui.model import (
     Job,
     JobControlError,
     JobKey,
+    JobType,
 )
 from jobtui.support import Options, refusal
 from jobtui.units import parse_bandwidth
@@ -98,6 +101,10 @@ class _Call:
     fn: Callable[[], Any]
 
 
+# What the dispatcher's queue carries (None: stop).
+_Item = LibvirtEvent | _Sampled | _PollFailed | _HostUp | _HostDown | _DomainList | _Call
+
+
 class _DomainSlot:
     def __init__(self, host: str, uuid: str, dom: Any, pool: CallPool) -> None:
         self.host = host
@@ -117,7 +124,7 @@ class JobMonitor:
         uris: list[str],
         *,
         options: Options | None = None,
-        history: Any = None,
+        history: History | None = None,
         idle_interval: float = 2.0,
         idle_interval_events: float | None = None,
         active_interval: float = 1.0,
@@ -149,7 +156,7 @@ class JobMonitor:
         self.control_timeout = control_timeout
         self.history = history
         self.errors: list[str] = []  # the last internal errors (logged), for tests and --debug
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         # Threads for libvirt calls: as many as calls run or hang at once, not one per domain.
         self._pool = CallPool("jobtui call")
         self._reg = Registry(
@@ -242,7 +249,7 @@ class JobMonitor:
             ):
                 for s in stuck:
                     self._on_dispatcher(
-                        lambda s=s: self._reg.set_responsive(s.host, s.uuid, False)
+                        functools.partial(self._reg.set_responsive, s.host, s.uuid, False)
                     )
                 return True
             time.sleep(0.02)
@@ -382,7 +389,7 @@ class JobMonitor:
         # a blockdev-create, which only this process knew).
         gone = self.history is not None and not self.history.dismiss(job.key)
         self._on_dispatcher(lambda: self._reg.dismiss(job.key), timeout=5.0)
-        if gone and job.type.value != "blockdev-create":
+        if gone and job.type is not JobType.BLOCKDEV_CREATE:
             return f"{job.name} on {job.domain} was already gone from the history"
         return f"dismissed {job.name} on {job.domain}"
 
@@ -400,12 +407,12 @@ class JobMonitor:
         while not self._stop.is_set():
             try:
                 item = self._q.get(timeout=0.05)
+                if item is None:
+                    return
             except queue.Empty:
-                item = ...
-            if item is None:
-                return
+                item = None  # nothing came: time still passes
             with self._lock:
-                if item is not ...:
+                if item is not None:
                     self._safe(self._handle, item)
                     # Drain what else is waiting: one pass, one batch of emissions.
                     for _ in range(500):
@@ -421,7 +428,7 @@ class JobMonitor:
                 self._safe(self._schedule, time.monotonic())
                 out, finished = self._reg.drain()
             for job in finished:
-                if self.history is not None and job.type.value != "blockdev-create":
+                if self.history is not None and job.type is not JobType.BLOCKDEV_CREATE:
                     with contextlib.suppress(Exception):
                         self.history.record(job)
             self._emit(out)
@@ -437,7 +444,7 @@ class JobMonitor:
             self.errors.append(line)
             del self.errors[:-20]
 
-    def _handle(self, item: Any) -> None:
+    def _handle(self, item: _Item) -> None:
         if isinstance(item, LibvirtEvent):
             self._reg.apply_event(item)
             if (item.host, item.uuid) not in self._slots:
@@ -634,7 +641,7 @@ def _alive(conn: libvirt.virConnect) -> bool:
         return False
 
 
-def _one_per_run(jobs: Any) -> list[Job]:
+def _one_per_run(jobs: Iterable[Job]) -> list[Job]:
     """Finished jobs, without the copies of one run that another jobtui process
     recorded under its own first-sighting time (same name, same end)."""
     kept: dict[tuple[str, str, str], list[Job]] = {}

@@ -228,11 +228,13 @@ def sample_domain(
             # incoming migration (docs/call-waits.md). It runs no block job.
             block = None
         else:
+            found: dict[str, dict[str, int]] = {}
             for d in disks:
                 counter.hit("blockJobInfo")
                 info = _block_info(dom, d.target)
                 if info:
-                    block[d.target] = info
+                    found[d.target] = info
+            block = found
         if ask_qemu and not incoming:
             counter.hit("qemuMonitorCommand")
             qemu_jobs = query_qemu_jobs(dom)

@@ -21,11 +21,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 IDLE_EXIT = 10.0  # seconds a pool thread waits for work before it ends
 MAX_RUNNING = 8  # threads running calls that are not (yet) slow; more only for slow ones
 SLOW_CALL = 0.25  # a call running this long no longer counts against MAX_RUNNING
+T = TypeVar("T")
 _WATCH_EVERY = 0.05
 
 
@@ -110,8 +111,8 @@ class DomainWorker:
         self.busy_since: float | None = None  # monotonic start of the call in progress
         self.poll_pending = False
 
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
-        fut: Future[Any] = Future()
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        fut: Future[T] = Future()
         with self._lock:
             if self._stopped:
                 fut.cancel()

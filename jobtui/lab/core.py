@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,9 @@ class Lab:
             dom, disk, "active commit", lambda: dom.blockCommit(disk, None, None, bandwidth, flags)
         )
 
-    def _block_call(self, dom: libvirt.virDomain, disk: str, what: str, call: Any) -> None:
+    def _block_call(
+        self, dom: libvirt.virDomain, disk: str, what: str, call: Callable[[], object]
+    ) -> None:
         self._check_open()
         try:
             call()
@@ -388,7 +391,9 @@ class Lab:
             path,
         )
 
-    def _background(self, what: str, call: Any, path: Path | None) -> BackgroundCall:
+    def _background(
+        self, what: str, call: Callable[[], object], path: Path | None
+    ) -> BackgroundCall:
         self._check_open()
         bg = BackgroundCall(what, call, path)
         self._threads.append(bg.thread)
@@ -399,7 +404,7 @@ class Lab:
 class BackgroundCall:
     """A blocking libvirt call (save, dump) running in its own thread."""
 
-    def __init__(self, what: str, call: Any, path: Path | None) -> None:
+    def __init__(self, what: str, call: Callable[[], object], path: Path | None) -> None:
         self.what = what
         self.path = path
         self.error: str | None = None

@@ -24,9 +24,11 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import libvirt
 
@@ -83,7 +85,12 @@ class Migration(BackgroundCall):
     """A running `migrateToURI3`/`migrate3` call and what it was started with."""
 
     def __init__(
-        self, dom: libvirt.virDomain, what: str, call: object, flags: int, params: dict
+        self,
+        dom: libvirt.virDomain,
+        what: str,
+        call: Callable[[], object],
+        flags: int,
+        params: dict[str, Any],
     ) -> None:
         super().__init__(what, call, None)
         self.dom = dom

@@ -102,4 +102,7 @@ def create_chain(
 
 
 def image_info(path: Path) -> dict[str, object]:
-    return json.loads(_run(["qemu-img", "info", "-U", "--output=json", str(path)]))
+    info: dict[str, object] = json.loads(
+        _run(["qemu-img", "info", "-U", "--output=json", str(path)])
+    )
+    return info

@@ -52,7 +52,7 @@ from jobtui.tui.screens.help import HelpScreen
 from jobtui.tui.store import ALL, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
-from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, describe
+from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
 from jobtui.tui.widgets.event_log import EventLog, log_line
 from jobtui.tui.widgets.host_bar import HostBar
 from jobtui.tui.widgets.job_table import JobTable, row_cells
@@ -331,7 +331,9 @@ class JobTUI(App[None]):
         render = []
         for key in self._visible_keys:
             job = jobs[key]
-            if key not in shown or key in changes.jobs or (key in clocked and job.state.active):
+            ticks = new_second and job.state.active and (job.stale or key in clocked)
+            if key not in shown or key in changes.jobs or ticks:
+                # A stale row's age moves every second, wherever the row is.
                 render.append(job)
         pal = palette(self.no_color)
         cells = {j.key: row_cells(j, store.rates[j.key].rate, now, pal) for j in render}
@@ -418,11 +420,8 @@ class JobTUI(App[None]):
             # What a/f/p/d/b may do depends on the selected job and its state.
             self.refresh_bindings()
         if selection_moved:
-            # The engine samples the job on screen faster. Not (yet) in the JobSource
-            # protocol, hence optional; it only records the key, so it cannot block.
-            focus = getattr(self.source, "focus", None)
-            if callable(focus):
-                focus(key)
+            # The engine samples the job on screen faster.
+            self.source.focus(key)
         self._selected = (key, state)
         detail = self.query_one(DetailPane)
         if job is None:
@@ -463,7 +462,7 @@ class JobTUI(App[None]):
         # read the table's current selection instead.
         self._sync_detail(changed=set())
 
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
         tree = self.query_one(DomainTree)
         scope = tree.scope
         node = tree.cursor_node
@@ -474,7 +473,7 @@ class JobTUI(App[None]):
             self._view_dirty = True
             self._apply_batch()
 
-    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+    def on_tree_node_selected(self, event: Tree.NodeSelected[NodeRef]) -> None:
         self.query_one(JobTable).focus()
 
     @on(Input.Changed, "#filter")
@@ -545,7 +544,7 @@ class JobTUI(App[None]):
         inp.display = True
         inp.focus()
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:  # App's own is a coroutine: Textual awaits it
         inp = self.query_one("#filter", Input)
         if inp.display or self._filter:
             inp.value = ""

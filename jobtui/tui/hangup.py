@@ -12,6 +12,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 from textual.app import App
 
@@ -19,7 +20,7 @@ HANGUP_STATUS = 128 + signal.SIGHUP
 
 
 @contextlib.contextmanager
-def exit_on_hangup(app: App[object]) -> Iterator[None]:
+def exit_on_hangup(app: App[Any]) -> Iterator[None]:
     """While the block runs (`app.run()`), SIGHUP makes `app` exit normally."""
 
     def on_hangup(_signum: int, _frame: FrameType | None) -> None:

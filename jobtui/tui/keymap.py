@@ -173,7 +173,7 @@ def _drop_clashes(path: Path, keymap: dict[str, str]) -> list[str]:
 
     The binding that keeps the key is the one whose key it was (or the earlier entry); a
     refused entry's binding goes back to its own keys, which may refuse another in turn."""
-    problems = []
+    problems: list[str] = []
     while True:
         holder: dict[str, str] = {}
         clash: tuple[str, str, str] | None = None

@@ -76,12 +76,9 @@ def _fields(
 
 
 def _value(key: str, value: StatValue) -> str:
-    try:
-        # Lazily: the XML layer (lxml) is another module's work; the pane must still show
-        # the raw value if it is missing or broken.
-        from jobtui.jobxml import format_value
-    except ImportError:
-        return str(value)
+    # Lazily: the XML layer loads lxml, which the TUI's first frame does not need.
+    from jobtui.jobxml import format_value
+
     return format_value(key, value)
 
 

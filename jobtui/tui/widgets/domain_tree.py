@@ -226,7 +226,7 @@ def _sync_children(parent: TreeNode[NodeRef], desired: list[NodeSpec]) -> None:
                 spec.ref,
                 expand=True,
                 allow_expand=bool(spec.children),
-                **placement,  # type: ignore[arg-type]
+                **placement,
             )
         else:
             if node.label != spec.label:
