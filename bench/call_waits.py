@@ -8,9 +8,9 @@ makes on that domain (and on the peer domain of a migration) is timed:
     sudo .venv/bin/python bench/call_waits.py [--out docs/call-waits.md] [--only save,restore]
 
 Each call runs in its own thread, strictly one call at a time (never more than
-one waiting call per domain: LIBVIRT_FACTS §8). A call that answers within
-`--bound` seconds is repeated `--reps` times and its median kept. A call that
-does not is waited for (up to `--max-wait` s, then the job is aborted) and
+one waiting call per domain: about 20 hung calls exhaust libvirtd's workers). A
+call that answers within `--bound` seconds is repeated `--reps` times and its
+median kept. A call that does not is waited for (up to `--max-wait` s, then the job is aborted) and
 recorded as waiting, with whether it returned when the job ended; the job is
 then started again for the calls still to measure. A long storage migration
 (`--long`, on by default) shows what a waiting call does when the job outlasts

@@ -2,7 +2,8 @@
 
 A pure function of the job snapshot and the caller's options, shared by the
 engine (which refuses with the reason) and the front ends (which hide or dim
-keys). Facts behind each rule: ../shared/LIBVIRT_FACTS.md.
+keys). Each rule is what libvirt 9.0 and QEMU 7.2 accept; the reasons are in the
+messages, and the tests on real QEMU check them.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def _scenario(root: Path) -> dict[str, float | int | str]:
         wait_for_serial(log, DIRTYING_TEXT, 60)
         result["dirty_serial"] = log.read_text()
     finally:
-        # Embedded QEMUs outlive their client (facts §8): always destroy.
+        # Embedded QEMUs outlive their client (re-attached when the root reopens): destroy.
         for d in conn.listAllDomains():
             persistent = d.isPersistent()  # a transient one is gone once destroyed
             if d.isActive():

@@ -100,7 +100,8 @@ QEMU_EVENTS = ("JOB_STATUS_CHANGE", "BLOCK_JOB_READY", "MIGRATION", "MIGRATION_P
 def register_qemu_events(conn: libvirt.virConnect, host: str, post: Post) -> list[int]:
     """QEMU's own job events: a job started by any client shows up within tens of ms.
 
-    Needs a read-write connection; it does not taint the domain (facts §4b).
+    Needs a read-write connection (libvirt refuses the registration on a read-only one).
+    Unlike a monitor command it does not taint the domain: `dom.messages()` stays the same.
     """
     import libvirt_qemu
 

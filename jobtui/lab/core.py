@@ -34,7 +34,7 @@ from jobtui.lab.xmlgen import DiskSpec
 QEMU_CONF = """\
 # Written by jobtui's lab. QEMU as root with no ownership games: the lab's
 # images live in a private directory, and a QEMU running as libvirt-qemu
-# could not use /dev/kvm here (LIBVIRT_FACTS §1).
+# could not use a root-only /dev/kvm, and every start would take ~40 s re-probing.
 user = "root"
 group = "root"
 dynamic_ownership = 0

@@ -5,8 +5,8 @@ libvirt's fixed state paths (/etc/libvirt, /run/libvirt, /var/lib/libvirt,
 /var/cache/libvirt, /var/log/libvirt), so two of them (a two-host migration
 demo), the machine's own daemon and an embedded driver never share state.
 Its sockets live outside those mounts so clients in the normal namespace reach
-it through the remote driver. Facts behind the choices:
-../shared/LIBVIRT_FACTS.md §1, §7, §8.
+it through the remote driver. QEMU runs as root (see `_write_configs`), and a
+test or demo destroys what it started: QEMU outlives a stopped daemon.
 
 Usage (keep base short: the socket path must fit AF_UNIX's 107 bytes)::
 
@@ -323,7 +323,7 @@ class PrivateDaemon:
 
         qemu = [
             # QEMU as root: /dev/kvm may be root-only, and a QEMU that cannot
-            # use it makes every start re-probe capabilities (~40 s, facts §1).
+            # use it makes every start re-probe capabilities (~40 s measured).
             'user = "root"',
             'group = "root"',
             "dynamic_ownership = 0",
@@ -370,7 +370,7 @@ class PrivateDaemon:
     def _open(self) -> libvirt.virConnect:
         from jobtui.engine.eventloop import ensure_event_loop
 
-        # The event loop must exist before the first connection (facts §11).
+        # libvirt's event implementation must be registered before the first connection.
         ensure_event_loop()
         import libvirt
 

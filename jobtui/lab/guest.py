@@ -9,7 +9,7 @@ migrations have something to chase. QEMU's ``-kernel`` loader boots it
 directly: libvirt's ``<os><kernel>``.
 
 Use TCG (``<domain type='qemu'>``) for it: under nested KVM touching guest RAM
-crawls (LIBVIRT_FACTS §1).
+crawls (measured: about 1 MiB/s, against 1 GiB in 1.5-3.4 s under TCG).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each host is a `PrivateDaemon`: its own libvirtd in its own mount namespace,
 its own host UUID and its own migration port range, QEMU as root (post-copy
-needs userfaultfd, which unprivileged QEMU may not use; facts §7). Migration
+needs userfaultfd, which unprivileged QEMU may not use). Migration
 data goes over TCP on 127.0.0.1.
 
 Disks are truly shared-nothing: an image lives under /var/lib/libvirt/images,

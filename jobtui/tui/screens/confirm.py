@@ -28,7 +28,7 @@ def question(job: Job, op: ControlOp) -> str:
 
 
 def consequence(job: Job, op: ControlOp) -> str:
-    """One line: what the operation leaves behind (facts: shared/LIBVIRT_FACTS.md §3–§8b)."""
+    """One line: what the operation leaves behind, as libvirt 9.0 and QEMU 7.2 leave it."""
     dom, typ = job.domain, job.type
     dest = job.config.get("destination")
     at = f" at {dest}" if dest else ""
