@@ -227,9 +227,14 @@ def first_frames(fleet: Fleet, tmp: Path, launches: int) -> None:
     frame, dom = [], []
     for i in range(launches):
         pane = Pane(f"first{i}", jobtui(tmp / f"h-first{i}.sqlite3"), env(fleet.hosts_file))
+        out = tmp / "first.collapsed"
+        prof = start_profile(pane.pid, 15, out) if PROFILE and i == launches - 1 else None
         try:
             frame.append((pane.wait(lambda s: "jobtui" in s) - pane.started) * 1000)
             dom.append((pane.wait(lambda s: "-d0" in s) - pane.started) * 1000)
+            if prof is not None:
+                prof.wait(60)
+                summarize_profile(out, 15, "TUI start, 15 s")
         finally:
             pane.close()
         time.sleep(2.0)
@@ -254,6 +259,7 @@ def idle_window(fleet: Fleet, mon: JobMonitor, tmp: Path, seconds: float) -> Non
     try:
         tui.wait(lambda s: "-d0" in s)
         time.sleep(10.0)  # every domain's first look, the first frames
+        prof = start_profile(watch.proc.pid, seconds, tmp / "watch.collapsed") if PROFILE else None
         counts0 = per_host_calls(mon)
         c0, w0, u0, t0 = (
             cpu_seconds(),
@@ -301,9 +307,56 @@ def idle_window(fleet: Fleet, mon: JobMonitor, tmp: Path, seconds: float) -> Non
         note(
             "ssh clients of the lab", f"{len(fleet.sshd.client_pids())} (one per host and process)"
         )
+        if prof is not None:
+            prof.wait(60)
+            summarize_profile(tmp / "watch.collapsed", seconds)
     finally:
         tui.close()
         watch.close()
+
+
+PROFILE = False
+PYSPY_RATE = 200
+
+
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (installed for measuring only) on `jobtui watch` over the idle window."""
+    spy = Path(PY).parent / "py-spy"
+    if not spy.exists():
+        note("profile", "py-spy not installed (.venv/bin/pip install py-spy)")
+        return None
+    argv = [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(PYSPY_RATE)]
+    argv += ["--format", "raw", "-o", str(out), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: Path, seconds: float, what: str = "watch, idle") -> None:
+    """Share of a core per function (inclusive), from py-spy's collapsed stacks: samples
+    of running (not idle) threads / (rate x seconds)."""
+    if not path.exists():
+        note("profile", "no output")
+        return
+    incl: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = [f.split(" (")[0] for f in stack.split(";")]
+        total += int(n)
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + int(n)
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + int(n)
+    scale = 100 / (PYSPY_RATE * seconds)
+    note(f"profile ({what}): on CPU", f"{total * scale:.2f} % of a core in Python frames")
+    for name, n in sorted(incl.items(), key=lambda kv: -kv[1])[:16]:
+        note(f"  incl: {name[:44]}", f"{n * scale:.2f} %")
+    for name, n in sorted(leaf.items(), key=lambda kv: -kv[1])[:10]:
+        note(f"  self: {name[:44]}", f"{n * scale:.2f} %")
+    with contextlib.suppress(OSError):
+        (
+            Path(tempfile.gettempdir())
+            / f"bench_fleet-{what.split(',')[0].replace(' ', '_')}.collapsed"
+        ).write_text(path.read_text())
 
 
 def per_host_calls(mon: JobMonitor) -> dict[str, int]:
@@ -499,7 +552,10 @@ def main() -> None:
     ap.add_argument("--launches", type=int, default=3)
     ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("--no-hang", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="py-spy on jobtui watch, idle")
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     tmp = Path(tempfile.mkdtemp(prefix="jfb-"))
     with signals_end_the_run():
         t0 = time.monotonic()
