@@ -160,8 +160,10 @@ class JobTUI(App[None]):
         await self._loaded.wait()
 
     def flush_updates(self) -> None:
-        """Apply every engine event handed over so far, now."""
+        """Apply every engine event handed over so far, now, and redraw what moves with
+        the clock as of now (a test's or a screenshot's moment, whatever ticked before)."""
         self._drain()
+        self._last_second = None
         self._apply_batch()
 
     # --- layout ----------------------------------------------------------------------------
