@@ -302,10 +302,14 @@ def idle_window(fleet: Fleet, mon: JobMonitor, tmp: Path, seconds: float) -> Non
             "engine (this process): RSS",
             f"{rss_mib():.0f} MiB (peak {peak_rss / 1024:.0f})",
         )
-        note(
-            "jobtui watch: RSS / threads",
-            f"{rss_mib(watch.proc.pid):.0f} MiB / {threads(watch.proc.pid)}",
-        )
+        if watch.proc.poll() is None:
+            note(
+                "jobtui watch: RSS / threads",
+                f"{rss_mib(watch.proc.pid):.0f} MiB / {threads(watch.proc.pid)}",
+            )
+        else:
+            last = watch.lines[-1][1].strip() if watch.lines else ""
+            note("jobtui watch: EXITED", f"status {watch.proc.returncode}: {last[:300]}")
         note("jobtui TUI: RSS / threads", f"{rss_mib(tui.pid):.0f} MiB / {threads(tui.pid)}")
         note(
             "ssh clients of the lab", f"{len(fleet.sshd.client_pids())} (one per host and process)"
