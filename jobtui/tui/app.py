@@ -55,7 +55,7 @@ from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
 from jobtui.tui.widgets.event_log import EventLog, log_line
 from jobtui.tui.widgets.host_bar import HostBar
-from jobtui.tui.widgets.job_table import JobTable, row_cells
+from jobtui.tui.widgets.job_table import MOVING, JobTable, row_cells, sort_value
 from jobtui.tui.widgets.status_line import StatusLine
 
 # Below this many columns the tree folds away (80×24 must work); the table itself
@@ -129,6 +129,8 @@ class JobTUI(App[None]):
         self._filter = ""
         self._show_finished = True
         self._tree_shown: bool | None = None  # None: follow the terminal width
+        # The table's order: a column key (None: the default, active first) and direction.
+        self._sort: tuple[str | None, bool] = (None, False)
         self._narrow = False
         self._xml_mode = False
         self._xml_loading = False
@@ -137,6 +139,7 @@ class JobTUI(App[None]):
         self._last_second: int | None = None
         self._selected: tuple[JobKey | None, JobState | None] = (None, None)
         self._pending_select: JobKey | None = None
+        self._footer_keys: tuple[bool | None, ...] = ()  # check_action of each shown key
         self._unsubscribe: Callable[[], None] | None = None
         self._loaded = asyncio.Event()
 
@@ -315,15 +318,23 @@ class JobTUI(App[None]):
         store = self._store
         table = self.query_one(JobTable)
 
+        column, descending = self._sort
         if (
             self._visible_keys is None
             or changes.structure
             or changes.moved
             or self._view_dirty
             or (changes.states and self._filter)
+            or (column is not None and changes.jobs)
+            or (column in MOVING and new_second)
         ):
-            # Which jobs have a row changes only with these; a progress storm reuses it.
-            visible = sorted((j for j in store.jobs.values() if self._visible(j)), key=sort_key)
+            # Which jobs have a row changes only with these; a progress storm reuses it
+            # (unless the rows are sorted by a figure it moves).
+            visible = sorted(
+                (j for j in store.jobs.values() if self._visible(j)),
+                key=self._row_order(now),
+                reverse=descending,
+            )
             self._visible_keys = [j.key for j in visible]
         jobs = store.jobs
         shown = table.shown
@@ -371,6 +382,19 @@ class JobTUI(App[None]):
         if self._on_flush is not None:
             done = time.perf_counter()
             self._on_flush(FlushReport(frozenset(touched), done, done - started))
+
+    def _row_order(self, now: float) -> Callable[[Job], tuple[object, ...]]:
+        column = self._sort[0]
+        if column is None:
+            return sort_key
+        rates = self._store.rates
+        return lambda j: sort_value(column, j, rates[j.key].rate, now)
+
+    def _set_sort(self, column: str | None, descending: bool) -> None:
+        self._sort = (column, descending)
+        self.query_one(JobTable).show_sort(column, descending)
+        self._view_dirty = True
+        self._apply_batch()
 
     def _sync_tree(self) -> None:
         store = self._store
@@ -420,7 +444,7 @@ class JobTUI(App[None]):
             return
         if selection_moved or state != self._selected[1]:
             # What a/f/p/d/b may do depends on the selected job and its state.
-            self.refresh_bindings()
+            self._refresh_footer()
         if selection_moved:
             # The engine samples the job on screen faster.
             self.source.focus(key)
@@ -445,6 +469,15 @@ class JobTUI(App[None]):
         if self._xml_mode and (selection_moved or key in changed):
             self._request_xml()
 
+    def _refresh_footer(self) -> None:
+        """Ask the footer to redraw only when what it shows changed: Textual's footer
+        rebuilds its keys on every refresh_bindings, and that lays out the whole screen
+        (a running ↔ paused flip of the selected job mostly leaves the keys as they are)."""
+        shown = tuple(self.check_action(b.action, ()) for b in keymap.BINDINGS if b.show)
+        if shown != self._footer_keys:
+            self._footer_keys = shown
+            self.refresh_bindings()
+
     def _hints(self, job: Job) -> list[str]:
         """Why a key shown dimmed in the footer does nothing right now."""
         hints = []
@@ -463,6 +496,12 @@ class JobTUI(App[None]):
         # The event may name a row the cursor only passed while rows were re-sorted:
         # read the table's current selection instead.
         self._sync_detail(changed=set())
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; a second click inverts."""
+        column = str(event.column_key.value)
+        column_now, descending = self._sort
+        self._set_sort(column, not descending if column == column_now else False)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
         tree = self.query_one(DomainTree)
@@ -602,6 +641,24 @@ class JobTUI(App[None]):
         self._show_finished = not self._show_finished
         self._view_dirty = True
         self._apply_batch()
+
+    def action_sort_next(self) -> None:
+        self._move_sort(1)
+
+    def action_sort_previous(self) -> None:
+        self._move_sort(-1)
+
+    def _move_sort(self, step: int) -> None:
+        """htop's < and >: the next shown column, the default order between the ends."""
+        table = self.query_one(JobTable)
+        choices: list[str | None] = [None, *(str(c.key.value) for c in table.ordered_columns)]
+        column, descending = self._sort
+        at = choices.index(column) if column in choices else 0
+        self._set_sort(choices[(at + step) % len(choices)], descending)
+
+    def action_sort_invert(self) -> None:
+        column, descending = self._sort
+        self._set_sort(column, not descending)
 
     def action_toggle_tree(self) -> None:
         tree = self.query_one(DomainTree)

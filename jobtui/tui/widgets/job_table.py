@@ -14,14 +14,17 @@ from typing import Self
 from rich.cells import cell_len
 from rich.text import Text
 from textual import events
+from textual._two_way_dict import TwoWayDict  # what DataTable.sort itself sets
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
-from jobtui.tui.store import eta, shown_rate, stale_note, transfer_rate
+from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
+from jobtui.tui.widgets.boxed import ContentBoxed
 
 Cell = Text | str
 Cells = dict[str, Cell]
@@ -53,6 +56,42 @@ _SCROLLBAR = 2
 # the table (the detail pane shows it whole): a 200-character name must not push every
 # other column off an 80-, 120- or 160-column screen.
 DOMAIN_MAX = 20
+
+
+# The sort column's header ends with one of these (ascending, descending).
+UP, DOWN = "▲", "▼"
+# Columns whose order moves with progress or the clock alone: the rows are re-sorted
+# whenever their figures change, not only when jobs come, go or finish.
+MOVING = frozenset({"progress", "rate", "eta", "elapsed"})
+
+
+def sort_value(column: str, job: Job, rate: float | None, now: float) -> tuple[object, ...]:
+    """What `column` sorts a job by: the figure, not its text ("1.2G/s" > "512M/s"), an
+    unknown figure last; ties go to the default order (active first, domain, name)."""
+    value: object
+    match column:
+        case "domain":
+            value = job.domain.lower()
+        case "job":
+            value = job.name.lower()
+        case "type":
+            value = job.type.value
+        case "state":
+            value = list(JobState).index(job.state)
+        case "progress":
+            value = job.progress
+        case "rate":
+            value = None if job.stale or not job.state.active else shown_rate(job, rate)
+        case "eta":
+            live = job.state is JobState.RUNNING and not job.stale
+            value = eta(job, rate) if live else None
+        case "elapsed":
+            value = (job.finished or now) - job.started
+        case "bandwidth":
+            value = job.bandwidth
+        case _:
+            value = 0
+    return (value is None, value if value is not None else 0, *sort_key(job))
 
 
 def fit_cells(text: str, width: int) -> str:
@@ -96,26 +135,19 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
     }
 
 
-def _finished(state_cell: Cell) -> bool:
-    return JobState(str(state_cell)).finished
-
-
-def _order(values: tuple[Cell, Cell, Cell]) -> tuple[bool, str, str]:
-    # DataTable.sort hands us cells, not jobs: the state cell's text is the state word.
-    state, domain, name = values
-    return (_finished(state), str(domain), str(name))
-
-
-class JobTable(DataTable[Cell]):
+class JobTable(ContentBoxed, DataTable[Cell]):
     # While set, sync() repaints the cells it changed itself instead of the whole table.
     # A class default: DataTable.__init__ already refreshes.
     _hold_refresh = False
+    _hold_layout = False
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._cells: dict[JobKey, Cells] = {}
         self._columns: list[Column] = list(COLUMNS)
         self._by_row: dict[str, JobKey] = {}
+        self._order: list[JobKey] = []  # the display order last applied
+        self.sorted_by: tuple[str | None, bool] = (None, False)  # column, descending
 
     def refresh(
         self,
@@ -126,11 +158,37 @@ class JobTable(DataTable[Cell]):
     ) -> Self:
         if self._hold_refresh and not regions and not layout and not recompose:
             return self
+        if self._hold_layout and layout and not recompose:
+            # A row removed: the new virtual size decides on a layout (ContentBoxed).
+            layout = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def on_mount(self) -> None:
         for col in self._columns:
-            self.add_column(col.label, key=col.key, width=col.width)
+            self.add_column(self._label(col), key=col.key, width=self._width(col))
+
+    def _label(self, col: Column) -> str:
+        column, descending = self.sorted_by
+        return f"{col.label} {DOWN if descending else UP}" if col.key == column else col.label
+
+    def _width(self, col: Column) -> int | None:
+        """A fixed column widens for its label's sort arrow (`elapsed ▲`)."""
+        return None if col.width is None else max(col.width, cell_len(self._label(col)))
+
+    def show_sort(self, column: str | None, descending: bool) -> None:
+        """Mark `column`'s header with ▲/▼ (None: the default order, no mark).
+
+        The rows themselves follow the order sync() is given."""
+        if (column, descending) == self.sorted_by:
+            return
+        marked = {self.sorted_by[0], column}
+        self.sorted_by = (column, descending)
+        # A header's label and width are fixed once added: re-add from the first one
+        # that changed (DataTable can only append columns).
+        first = next((i for i, c in enumerate(self._columns) if c.key in marked), None)
+        if first is not None:
+            self._set_columns(list(self._columns), rebuild_from=first)
+        self.fit(self.size.width)
 
     def on_resize(self, event: events.Resize) -> None:
         self.fit(event.size.width)
@@ -171,14 +229,19 @@ class JobTable(DataTable[Cell]):
         `cells` must hold every visible job without a row yet, and any other job
         whose cells may have changed. Returns the jobs whose row was touched.
         """
-        visible = set(visible)
+        order = list(visible)
+        visible = set(order)
         selected, index = self.selected_key, self.cursor_row
         touched: set[JobKey] = set()
         resort = removed = False
         dirty: list[tuple[str, str]] = []  # (row key, column key) of cells changed in place
         for key in [k for k in self._cells if k not in visible]:
             removed = True
-            self.remove_row(str(key))
+            self._hold_layout = True
+            try:
+                self.remove_row(str(key))
+            finally:
+                self._hold_layout = False
             del self._cells[key]
             del self._by_row[str(key)]
             touched.add(key)
@@ -202,12 +265,11 @@ class JobTable(DataTable[Cell]):
                 finally:
                     self._hold_refresh = False
                 dirty += [(str(key), col) for col in changed]
-                if "state" in changed and _finished(old["state"]) != _finished(new["state"]):
-                    resort = True
             self._cells[key] = new
             touched.add(key)
-        if resort:
-            self.sort("state", "domain", "job", key=_order)
+        if resort or order != self._order:
+            self._apply_order(order)
+            resort = True
         if resort or removed:
             # Rows that came or went change the widest name: what fits depends on the
             # rows shown now, not on those there when the terminal was last resized.
@@ -217,6 +279,15 @@ class JobTable(DataTable[Cell]):
             self._repaint_cells(dirty)
         self._restore_cursor(selected, index)
         return touched
+
+    def _apply_order(self, order: list[JobKey]) -> None:
+        """Rows in `order` (the caller's sort), as DataTable.sort would place them."""
+        self._order = order
+        self._row_locations = TwoWayDict({self._row_key(k): i for i, k in enumerate(order)})
+        self._update_count += 1
+
+    def _row_key(self, key: JobKey) -> RowKey:
+        return RowKey(str(key))
 
     def _repaint_cells(self, cells: list[tuple[str, str]]) -> None:
         """Repaint only these cells, and only those in view: an unchanged cell is not
@@ -255,22 +326,27 @@ class JobTable(DataTable[Cell]):
 
     def _natural_width(self, col: Column) -> int:
         if col.width is not None:
-            return col.width
+            return self._width(col) or col.width
         cells = [cell_len(str(c[col.key])) for c in self._cells.values()]
-        return max([cell_len(col.label), *cells])
+        return max([cell_len(self._label(col)), *cells])
 
-    def _set_columns(self, wanted: list[Column]) -> None:
-        if wanted == self._columns:
+    def _set_columns(self, wanted: list[Column], *, rebuild_from: int | None = None) -> None:
+        if wanted == self._columns and rebuild_from is None:
             return
         selected, index = self.selected_key, self.cursor_row
         # DataTable can only append columns: keep the common prefix, rebuild the rest.
         keep = 0
-        while keep < min(len(wanted), len(self._columns)) and wanted[keep] == self._columns[keep]:
+        limit = min(len(wanted), len(self._columns))
+        if rebuild_from is not None:
+            limit = min(limit, rebuild_from)
+        while keep < limit and wanted[keep] == self._columns[keep]:
             keep += 1
         for col in self._columns[keep:]:
             self.remove_column(col.key)
         for col in wanted[keep:]:
-            column_key = self.add_column(col.label, key=col.key, width=col.width, default="")
+            column_key = self.add_column(
+                self._label(col), key=col.key, width=self._width(col), default=""
+            )
             # Its width is measured here, once. DataTable would measure it at idle, for
             # every row add_column filled, re-measuring the whole column for each cell
             # narrower than the widest: quadratic, minutes of a frozen UI at 2000 rows.
