@@ -139,7 +139,6 @@ class JobTUI(App[None]):
         self._last_second: int | None = None
         self._selected: tuple[JobKey | None, JobState | None] = (None, None)
         self._pending_select: JobKey | None = None
-        self._footer_keys: tuple[bool | None, ...] = ()  # check_action of each shown key
         self._unsubscribe: Callable[[], None] | None = None
         self._loaded = asyncio.Event()
 
@@ -444,7 +443,7 @@ class JobTUI(App[None]):
             return
         if selection_moved or state != self._selected[1]:
             # What a/f/p/d/b may do depends on the selected job and its state.
-            self._refresh_footer()
+            self.refresh_bindings()
         if selection_moved:
             # The engine samples the job on screen faster.
             self.source.focus(key)
@@ -468,15 +467,6 @@ class JobTUI(App[None]):
             )
         if self._xml_mode and (selection_moved or key in changed):
             self._request_xml()
-
-    def _refresh_footer(self) -> None:
-        """Ask the footer to redraw only when what it shows changed: Textual's footer
-        rebuilds its keys on every refresh_bindings, and that lays out the whole screen
-        (a running ↔ paused flip of the selected job mostly leaves the keys as they are)."""
-        shown = tuple(self.check_action(b.action, ()) for b in keymap.BINDINGS if b.show)
-        if shown != self._footer_keys:
-            self._footer_keys = shown
-            self.refresh_bindings()
 
     def _hints(self, job: Job) -> list[str]:
         """Why a key shown dimmed in the footer does nothing right now."""
