@@ -300,7 +300,9 @@ def row(r: Result) -> tuple[str, bool]:
     v_across = [s for s in r.virsh if s.began and not s.valid]
     end = "—"
     if across or v_across:
-        end = f"{len(across)}: {max((s.seconds for s in across), default=0):.2f}"
+        end = f"{len(across)}"
+        if across:
+            end += f": {max(s.seconds for s in across):.2f}"
         if any(s.rc for s in across):
             end += f" (exit {counted([str(s.rc) for s in across])})"
         if v_across:
