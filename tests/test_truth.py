@@ -269,7 +269,7 @@ def test_a_stopped_qemu_makes_figures_stale_and_list_still_answers(
         listed = json.loads(proc.stdout)
         stuck_job = one(listed, stuck.name(), "copy-vda")
         assert stuck_job["stale"] is True and stuck_job["rate"] is None
-        assert one(listed, other.name(), "copy-vda")["stale"] is False
+        assert one(listed, other.name(), "copy-vda")["stale"] is False, (proc.stderr, listed)
         assert stuck.name() in proc.stderr and "not answering" in proc.stderr
         assert len(proc.stderr.splitlines()) == 1
 

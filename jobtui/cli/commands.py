@@ -29,7 +29,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_xml(args: argparse.Namespace) -> int:
-    with connected(args) as s:
+    with connected(args, domain=args.domain) as s:
         job = resolve_job(s, args.domain, args.job)
         text = s.monitor.job_xml(job.key)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,12 +30,14 @@ def open_history(path: Path | None) -> History:
     return History(path) if path is not None else History()
 
 
-def make_monitor(args: argparse.Namespace) -> JobMonitor:
+def make_monitor(args: argparse.Namespace, only: Sequence[str] | None = None) -> JobMonitor:
     from jobtui.engine.monitor import JobMonitor
 
     options = Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
     # args.uris was resolved by cli.hosts.apply_inventory (names, groups, defaults).
-    return JobMonitor(args.uris, options=options, history=open_history(args.history))
+    return JobMonitor(
+        args.uris, options=options, history=open_history(args.history), only_domains=only
+    )
 
 
 # A domain whose QEMU has not answered for this long (a stopped QEMU, a hung monitor)
@@ -86,11 +88,15 @@ def close_monitor(monitor: JobMonitor) -> None:
 
 
 @contextlib.contextmanager
-def connected(args: argparse.Namespace) -> Iterator[Session]:
-    monitor = make_monitor(args)
+def connected(args: argparse.Namespace, *, domain: str | None = None) -> Iterator[Session]:
+    """`domain`: a command about one domain watches only that one (name or UUID): another
+    domain's stuck QEMU neither delays it nor gets one more hung call from it, and the
+    domain it is about is waited for (up to --wait), never settled as not answering."""
+    monitor = make_monitor(args, None if domain is None else [domain])
     monitor.start()
     try:
-        complete = monitor.wait_ready(args.wait, settle_after=SETTLE_AFTER)
+        settle = SETTLE_AFTER if domain is None else None
+        complete = monitor.wait_ready(args.wait, settle_after=settle)
         check_hosts(monitor, args.wait)
         yield Session(monitor, list(dict.fromkeys(args.uris)), args.host_names, complete)
     finally:

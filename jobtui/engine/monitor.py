@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +136,7 @@ class JobMonitor:
         keepalive: tuple[int, int] = (2, 3),
         stall_after: float = 150.0,
         stall_passes: int = 10,
+        only_domains: Collection[str] | None = None,
     ) -> None:
         """`stall_after` (seconds) and `stall_passes`: a job whose remaining data has
         not shrunk for that long, or a migration whose last `stall_passes` passes
@@ -155,6 +156,12 @@ class JobMonitor:
         self.host_stuck_after = host_stuck_after
         self.control_timeout = control_timeout
         self.history = history
+        # Names or UUIDs of the only domains to watch (a command about one domain); None: all.
+        self._only = (
+            frozenset([*only_domains, *(d.lower() for d in only_domains)])
+            if only_domains is not None
+            else None
+        )
         self.errors: list[str] = []  # the last internal errors (logged), for tests and --debug
         self._q: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         # Threads for libvirt calls: as many as calls run or hang at once, not one per domain.
@@ -511,8 +518,10 @@ class JobMonitor:
 
     def _domain_list(self, item: _DomainList) -> None:
         seen = set()
-        for uuid, _name, dom in item.domains:
+        for uuid, name, dom in item.domains:
             seen.add(uuid)
+            if self._only is not None and name not in self._only and uuid not in self._only:
+                continue  # a command about one domain does not poll (or hang on) the others
             slot = self._slots.get((item.host, uuid))
             if slot is None:
                 self._slots[(item.host, uuid)] = _DomainSlot(item.host, uuid, dom, self._pool)

@@ -117,8 +117,9 @@ class DomainSample:
     incoming: bool = False
     # migrateGetMaxSpeed while a migration-out runs, bytes/s; None when unlimited.
     max_speed: int | None = None
-    # time.time() when the last call answered: the time the figures belong to.
+    # time.time() when the last call that read figures answered: their time.
     answered: float = 0.0
+    longest_call: float = 0.0  # seconds the slowest of those calls took
     # False for a first look that read only what needs no QEMU monitor (state, XML).
     full: bool = True
     domain_id: int = -1  # libvirt's id of the running domain: it changes with every start
@@ -129,7 +130,7 @@ class DomainSample:
     def certain(self) -> bool:
         """Whether the figures' time is known: a call that hung for a while read them
         at some moment we cannot tell (a stopped QEMU that was continued)."""
-        return self.answered - self.taken <= UNCERTAIN_CALL
+        return self.longest_call <= UNCERTAIN_CALL
 
     @property
     def postcopy(self) -> str:
@@ -212,14 +213,22 @@ def sample_domain(
     # blockJobInfo would wait until the restore ends (docs/call-waits.md). A starting
     # domain runs no job libvirt could report anyway.
     starting = state == "paused" and quick.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+    # The figures' time is when their call answered; how long that call took says how
+    # well that time is known (a call that hung while QEMU was stopped read its figures
+    # at some moment inside it). The other calls of a sample do not blur it.
+    answered = time.time()
+    longest = 0.0
     if state in ACTIVE_STATES and not starting:
         counter.hit("jobStats")
+        t0 = time.time()
         try:
             job_stats = _job_stats(dom, 0)
         except libvirt.libvirtError as err:
             if err.get_error_code() != libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
                 raise
             incoming = True
+        answered = time.time()
+        longest = answered - t0
         if job_stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
             counter.hit("migrateGetMaxSpeed")
             max_speed = _max_speed(dom, quick.reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
@@ -231,9 +240,12 @@ def sample_domain(
             found: dict[str, dict[str, int]] = {}
             for d in disks:
                 counter.hit("blockJobInfo")
+                t0 = time.time()
                 info = _block_info(dom, d.target)
                 if info:
                     found[d.target] = info
+                    answered = time.time()
+                    longest = max(longest, answered - t0)
             block = found
         if ask_qemu and not incoming:
             counter.hit("qemuMonitorCommand")
@@ -260,7 +272,8 @@ def sample_domain(
         reason=quick.reason,
         incoming=incoming,
         max_speed=max_speed,
-        answered=time.time(),
+        answered=answered,
+        longest_call=longest,
         domain_id=quick.domain_id,
         qemu_jobs=qemu_jobs,
     )
