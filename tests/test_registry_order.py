@@ -183,3 +183,32 @@ def test_a_failed_restore_leaves_no_restore_for_the_next_start() -> None:
     reg.apply_sample(HOST, off(t0 + 2))
     reg.apply_sample(HOST, starting(t0 + 10))  # a plain start, later
     assert transitions(reg) == [] and not reg.active
+
+
+def test_a_restore_already_under_way_is_found_by_a_fresh_process() -> None:
+    """No QEMU event seen (the stream began before this process watched): a domain that
+    stays starting up for seconds is loading a restore; a destination leaves that state
+    within a fraction of a second, a plain start at once."""
+    reg = Registry()
+    t0 = 9000.0
+    reg.apply_sample(HOST, starting(t0))
+    reg.apply_sample(HOST, starting(t0 + 1.0))
+    assert transitions(reg) == []
+    reg.apply_sample(HOST, starting(t0 + 3.5))
+    assert transitions(reg) == [(None, "running")]
+    (t,) = reg.active.values()
+    assert t.job.name == "restore" and t.job.started == t0
+    assert "already under way" in str(t.job.config["seen"])
+    reg.apply_event(started(t0 + 9, libvirt.VIR_DOMAIN_EVENT_STARTED_RESTORED))
+    assert transitions(reg) == [("running", "completed")]
+
+
+def test_a_short_start_is_no_restore() -> None:
+    reg = Registry()
+    t0 = 9500.0
+    reg.apply_sample(HOST, starting(t0))
+    running = DomainSample(UID, "m1", "running", t0 + 0.5, reason=libvirt.VIR_DOMAIN_RUNNING_BOOTED)
+    reg.apply_sample(HOST, running)
+    reg.apply_sample(HOST, starting(t0 + 10))  # a later start: its own clock
+    reg.apply_sample(HOST, starting(t0 + 11))
+    assert transitions(reg) == []

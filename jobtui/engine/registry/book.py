@@ -109,6 +109,7 @@ class DomainInfo:
     block_ended: dict[str, float] = field(default_factory=dict)
     migration_out_ended: float = 0.0  # a storage migration's copy may end after it
     starting_up: bool = False  # paused (starting up) at the last poll: QEMU loads a restore
+    starting_since: float | None = None  # when polls first saw it starting up, this time
     # When QEMU began taking in a migration stream while the domain was off: a
     # restore, or a migration-in until STARTED/MIGRATED says so.
     stream_in: float | None = None

@@ -36,6 +36,8 @@ from jobtui.model import (
 # A domain starting up while taking in a stream is a restore once it has done so this
 # long without a STARTED/MIGRATED event saying it is a migration's destination.
 RESTORE_SETTLE = 1.0
+# A domain seen starting up for this long, with no stream event seen, is loading a restore.
+LONG_START = 2.0
 
 
 def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -269,12 +271,23 @@ class DomainJobs(Migrations):
         """A domain taking in a migration stream that libvirt shows as no job
         (a migration's destination refuses jobStats instead): a restore."""
         since = d.stream_in
+        config: dict[str, str] = {}
+        if since is None and d.starting_since is not None and (
+            s.taken - d.starting_since >= LONG_START
+        ):
+            # Starting up for seconds with no QEMU event seen: a restore that began before
+            # this process watched (or on a connection without QEMU's events). A plain start
+            # or a migration's destination leaves that state within a fraction of a second.
+            since = d.starting_since
+            config["seen"] = "already under way when first seen: it began earlier"
         # A migration's destination also takes in a stream before STARTED/MIGRATED
         # (which clears stream_in) arrives: give that event a moment to come.
         if since is None or not d.starting_up or s.taken <= since + RESTORE_SETTLE:
             return False
         d.stream_in = None
-        t = self._new(d, domain_job_name(JobType.RESTORE), JobType.RESTORE, since, at=s.taken)
+        t = self._new(
+            d, domain_job_name(JobType.RESTORE), JobType.RESTORE, since, at=s.taken, config=config
+        )
         t.hint = (JobState.FAILED, "the restore did not finish: the domain is not running")
         return True
 

@@ -58,6 +58,10 @@ class Registry(Lifecycle):
             d.disks = s.disks
             d.xml_dirty = False
         d.starting_up = s.state == "paused" and s.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+        if not d.starting_up:
+            d.starting_since = None
+        elif d.starting_since is None:
+            d.starting_since = s.taken
         if s.domain_id != d.domain_id:
             d.domain_id = s.domain_id
             self._orphans_outlived(d, s.taken)
