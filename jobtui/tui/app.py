@@ -26,6 +26,7 @@ from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 
@@ -43,13 +44,15 @@ from jobtui.model import (
 from jobtui.source import JobSource
 from jobtui.support import Options, refusal
 from jobtui.tui import keymap
+from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
+from jobtui.tui.config import Config, default_config_path, load_config
 from jobtui.tui.format import short_host
 from jobtui.tui.hangup import exit_on_hangup
 from jobtui.tui.messages import ControlFinished, EngineEventsPending, SnapshotLoaded, XmlLoaded
 from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
 from jobtui.tui.screens.help import HelpScreen
-from jobtui.tui.store import ALL, JobStore, Scope, matches, sort_key
+from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
@@ -100,6 +103,7 @@ class JobTUI(App[None]):
         coalesce: float = 0.04,
         on_flush: Callable[[FlushReport], None] | None = None,
         host_names: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
     ) -> None:
         """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local).
 
@@ -111,6 +115,13 @@ class JobTUI(App[None]):
         self.source = NamedHosts(source, host_names) if host_names else source
         self._force_readonly = readonly
         self._keymap_path = keymap_path
+        self._config_path = config_path
+        self.config = Config()
+        # What needs an operator (failed, stalled, orphaned, long at READY): notified once.
+        self._watcher = Watcher(self.config.attention)
+        self._baselined = False
+        # Where the bell and desktop-notification escapes go (tests record them here).
+        self.terminal_write: Callable[[str], None] = self._write_to_terminal
         self._user_keymap: dict[str, str] = {}
         self._clock = clock
         self._tz = tz
@@ -188,6 +199,11 @@ class JobTUI(App[None]):
             self.set_keymap(self._user_keymap)
             for problem in problems:
                 self.notify(problem, title="keymap", severity="warning", timeout=10)
+        if self._config_path is not None:
+            self.config, bad = load_config(self._config_path)
+            self._watcher.config = self.config.attention
+            if bad:
+                self.notify(bad, title="config", severity="warning", timeout=10)
         self._unsubscribe = self.source.subscribe(self._hand_off)
         # Elapsed times and ETAs move with the clock, not only with events. A tick
         # that finds nothing changed on screen paints nothing.
@@ -281,6 +297,10 @@ class JobTUI(App[None]):
                 at=self._clock(),
                 since_seq=message.since_seq,
             )
+            if not self._baselined:
+                # What jobs already are when the TUI starts is not news.
+                self._baselined = True
+                self._watcher.baseline(self._store.jobs.values(), self._clock())
         self._view_dirty = True
         self._apply_batch()
         self._loaded.set()
@@ -378,6 +398,7 @@ class JobTUI(App[None]):
         ticking = new_second and selected is not None and selected.state.active
         self._sync_detail(changed=changes.jobs, force=ticking or self._view_dirty)
         self._view_dirty = False
+        self._attend(changes, now, new_second)
         if self._on_flush is not None:
             done = time.perf_counter()
             self._on_flush(FlushReport(frozenset(touched), done, done - started))
@@ -394,6 +415,36 @@ class JobTUI(App[None]):
         self.query_one(JobTable).show_sort(column, descending)
         self._view_dirty = True
         self._apply_batch()
+
+    # --- attention ---------------------------------------------------------------------------
+
+    def _attend(self, changes: Changes, now: float, new_second: bool) -> None:
+        watcher = self._watcher
+        for key in changes.removed:
+            watcher.forget(key)
+        jobs = self._store.jobs
+        alerts = watcher.seen([jobs[k] for k in changes.jobs if k in jobs], now)
+        if new_second:
+            alerts += watcher.tick(jobs, now)
+        for alert in alerts:
+            self._alert(alert)
+
+    def _alert(self, alert: Alert) -> None:
+        host = self._store.hosts.get(alert.job.host)
+        name = short_host(alert.job.host, host.hostname if host is not None else "")
+        bad = alert.kind in (Kind.FAILED, Kind.ORPHANED)
+        severity: SeverityLevel = "error" if bad else "warning"
+        self.notify(alert.body(name), title=alert.title(), severity=severity, timeout=30)
+        att = self._watcher.config
+        out = ("\a" if att.bell else "") + terminal_escape(alert, name, att.desktop)
+        if out:
+            self.terminal_write(out)
+
+    def _write_to_terminal(self, text: str) -> None:
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write(text)
+            driver.flush()
 
     def _sync_tree(self) -> None:
         store = self._store
@@ -736,6 +787,7 @@ def run_tui(
     readonly: bool = False,
     keymap_path: Path | None = None,
     host_names: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
 ) -> None:
     """Start `source`, run the TUI until the user quits, then stop `source`.
 
@@ -747,6 +799,7 @@ def run_tui(
         readonly=readonly,
         keymap_path=keymap_path if keymap_path is not None else keymap.default_keymap_path(),
         host_names=host_names,
+        config_path=config_path if config_path is not None else default_config_path(),
     )
     # start() returns without waiting for libvirt; hosts show as connecting meanwhile.
     source.start()
