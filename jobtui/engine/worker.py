@@ -9,7 +9,7 @@ Lanes share one elastic pool of threads per monitor: a thread is taken only
 while a call runs; when work waits and no thread is free, another is started —
 at once while fewer than `MAX_RUNNING` run calls younger than `SLOW_CALL`, else
 as soon as one of them turns slow (a hung call keeps its thread, so it delays
-another domain by a quarter of a second at most); a thread idle for `IDLE_EXIT`
+another domain by half a second at most); a thread idle for `IDLE_EXIT`
 seconds ends. Threads therefore follow what is busy or stuck — a handful for a
 fleet of idle domains — not the number of domains.
 """
@@ -24,8 +24,10 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 IDLE_EXIT = 10.0  # seconds a pool thread waits for work before it ends
-MAX_RUNNING = 8  # threads running calls that are not (yet) slow; more only for slow ones
-SLOW_CALL = 0.25  # a call running this long no longer counts against MAX_RUNNING
+MAX_RUNNING = 16  # threads running calls that are not (yet) slow; more only for slow ones
+# A call running this long no longer counts against MAX_RUNNING. Over SSH on a loaded
+# machine ordinary calls took over 0.25 s and grew the pool to 112 threads at idle.
+SLOW_CALL = 0.5
 T = TypeVar("T")
 _WATCH_EVERY = 0.05
 

@@ -213,6 +213,11 @@ class Registry(Lifecycle):
             if d.host == host:
                 d.xml_dirty = d.want_completed = True
 
+    def domain_listed(self, host: str, uuid: str, name: str) -> None:
+        """A host's listing names a domain: it is shown at once (a fleet's first frame),
+        its state follows with its first look."""
+        self._domain(host, uuid, name)
+
     def poke(self, host: str, uuid: str) -> None:
         self._poke(DomainId(host, uuid))
 

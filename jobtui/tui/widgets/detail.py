@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Self
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.segment import Segment
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -149,7 +149,8 @@ class LineStatic(Static):
         )
         old, self._lines = self._lines, lines
         if layout or lines is None or old is None or len(lines) != len(old):
-            self.update(content, layout=layout)
+            # As many lines as before keeps the pane's shape: no layout of the screen.
+            self.update(content, layout=True)
             return
         self._hold_refresh = True
         try:
@@ -204,17 +205,10 @@ class DetailPane(VerticalScroll):
         if shown == self._shown:
             # Same text in every field (a poll that found nothing new): no repaint.
             return
-        before = self._shown
         self._shown = shown
-        # The same job with the same fields (new figures): the pane keeps its shape, so
-        # only its own cells are repainted, not the whole screen's layout.
-        same_shape = (
-            isinstance(before, tuple)
-            and before[0] == job.key
-            and [(k, len(str(v)) > _LONG) for k, v in before[1]]
-            == [(k, len(str(v)) > _LONG) for k, v in rows]
-            and before[2] == shown[2]
-        )
+        # Only what changes the pane's shape lays out the screen: the fields' line count
+        # (LineStatic counts them) and the width of the peak label. The title is one line
+        # as wide as the pane, whatever it says. Otherwise only changed cells repaint.
         title.update(
             Text.assemble(
                 (job.name, "bold"),
@@ -222,18 +216,22 @@ class DetailPane(VerticalScroll):
                 (job.domain, "bold"),
                 f" ({short_host(job.host)})",
             ),
-            layout=not same_shape,
+            layout=False,
         )
         self.query_one("#detail-fields", LineStatic).show(
-            FieldGrid(rows, hints or [], pal), layout=not same_shape
+            FieldGrid(rows, hints or [], pal), layout=False
         )
         self.query_one("#detail-spark", Sparkline).data = history
         peak = f"max {human_rate(max(history))}" if history else "no samples yet"
-        self.query_one("#detail-rate-max", Label).update(peak, layout=not same_shape)
+        label = self.query_one("#detail-rate-max", Label)
+        label.update(peak, layout=cell_len(peak) != cell_len(str(label.content)))
 
     def show_xml(self, text: str, *, error: bool = False) -> None:
         xml = self.query_one("#detail-xml", Static)
         if error:
             xml.update(Text(text, style=palette(self.app.no_color).alert))
         else:
+            # Lazily: rich.syntax loads Pygments, which the first frame does not need.
+            from rich.syntax import Syntax
+
             xml.update(Syntax(text.rstrip(), "xml", theme="ansi_dark", word_wrap=True))

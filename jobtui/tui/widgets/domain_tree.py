@@ -17,6 +17,7 @@ from jobtui.model import Domain, Host, HostState, Job, JobKey, JobState
 from jobtui.tui.format import short_host
 from jobtui.tui.store import ALL, Scope
 from jobtui.tui.styles import COLOR, Palette
+from jobtui.tui.widgets.boxed import ContentBoxed
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def describe(
     return specs
 
 
-class DomainTree(Tree[NodeRef]):
+class DomainTree(Tree[NodeRef], ContentBoxed):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__("all jobs", data=None, id=id)
         self.guide_depth = 2
@@ -164,6 +165,14 @@ class DomainTree(Tree[NodeRef]):
         if isinstance(ref, JobRef):
             return Scope(host=ref.key.host, domain_uuid=ref.key.domain_uuid)
         return ALL
+
+    def _invalidate(self) -> None:
+        # Tree's own, less its layout of the whole screen for every node added or
+        # removed: the tree's box is fixed; ContentBoxed lays out if a scrollbar comes.
+        self._clear_line_cache()
+        self._updates += 1
+        self.root._reset()
+        self.refresh()
 
     def sync(self, specs: list[NodeSpec]) -> None:
         cursor = self.cursor_node

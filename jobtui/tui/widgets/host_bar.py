@@ -18,4 +18,4 @@ class HostBar(Static):
         for host in sorted(hosts, key=lambda h: h.uri):
             text.append("  │  ", style=pal.muted)
             text.append_text(host_label(host, pal))
-        self.update(text)
+        self.update(text, layout=False)  # one line, as wide as the screen

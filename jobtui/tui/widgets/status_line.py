@@ -34,7 +34,7 @@ class StatusLine(Static):
             if len(down) > 1:
                 text.append(f" (+{len(down) - 1} more hosts down)", style=pal.alert)
             self.set_class(True, "-error")
-            self.update(text)
+            self.update(text, layout=False)  # one line, as wide as the screen
             return
         self.set_class(False, "-error")
         hidden = " (hidden, h shows)" if finished_hidden else ""
@@ -43,4 +43,4 @@ class StatusLine(Static):
             parts.append(f"filter: {filter_text}")
         if readonly:
             parts.append("read-only: control keys are off")
-        self.update(Text(" · ".join(parts), style=pal.muted))
+        self.update(Text(" · ".join(parts), style=pal.muted), layout=False)

@@ -1,0 +1,44 @@
+"""The key bar: Textual's Footer, rebuilt only when the keys it shows change.
+
+Textual's Footer removes and mounts all its keys on every `refresh_bindings`, which
+lays out the whole screen: when the selected job changes state, when focus moves, and
+twice for every dialog (its screen suspends the main one, then resumes it). Mostly the
+keys shown stay exactly the same; this footer compares what it would show and rebuilds
+only when that changed.
+"""
+
+from __future__ import annotations
+
+from textual.screen import Screen
+from textual.widgets import Footer
+
+Shown = tuple[tuple[str, str, str, str, bool, bool, str], ...]
+
+
+class KeyFooter(Footer):
+    # How many times the keys were rebuilt since the footer was made: for tests.
+    rebuilds = 0
+
+    def __init__(self, *, compact: bool = False) -> None:
+        super().__init__(compact=compact)
+        self._shown: Shown | None = None
+
+    def _keys_shown(self) -> Shown:
+        """Everything Footer.compose reads: key, its display, action, text, shown, enabled."""
+        app = self.app
+        return tuple(
+            (b.key, app.get_key_display(b), b.action, b.description, b.show, enabled, tooltip)
+            for _node, b, enabled, tooltip in self.screen.active_bindings.values()
+        )
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        if not (self.is_attached and screen is self.screen and screen.app.app_focus):
+            super().bindings_changed(screen)
+            return
+        shown = self._keys_shown()
+        if shown == self._shown:
+            self._bindings_ready = True
+            return
+        self._shown = shown
+        self.rebuilds += 1
+        super().bindings_changed(screen)

@@ -1,0 +1,151 @@
+"""What an event or a key re-arranges on screen: whole-screen layouts are counted.
+
+A layout of the screen re-arranges and repaints every widget (at 2000 jobs it was
+most of an event's time to the screen). These tests count layouts and footer
+rebuilds (never milliseconds) for what needs none: a state flip of the selected job
+that leaves its keys as they were, a row added or moved while the table is full, a
+help dialog opened and closed. And they check that what the user sees still follows:
+the row is there, the table grows while it has room, the tree scrolls to its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any
+
+from textual.screen import Screen
+
+from jobtui import recorded
+from jobtui.model import JobKey, JobState, JobStateChanged
+from jobtui.recorded import RecordedSource
+from jobtui.tui.app import JobTUI
+from jobtui.tui.screens.help import HelpScreen
+from jobtui.tui.widgets.domain_tree import DomainTree
+from jobtui.tui.widgets.footer import KeyFooter
+from jobtui.tui.widgets.job_table import JobTable
+
+SIZE = (120, 35)
+
+
+def make_app(source: RecordedSource) -> JobTUI:
+    return JobTUI(source, clock=source.clock, tz=UTC)
+
+
+@contextmanager
+def layouts(app: JobTUI) -> Iterator[list[Screen[Any]]]:
+    """Every whole-screen layout (not a scroll) of any screen while inside."""
+    seen: list[Screen[Any]] = []
+    real = Screen._refresh_layout
+
+    def counting(screen: Screen[Any], size: Any = None, scroll: bool = False) -> None:
+        if not scroll:
+            seen.append(screen)
+        real(screen, size, scroll)
+
+    Screen._refresh_layout = counting  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        Screen._refresh_layout = real  # type: ignore[method-assign]
+
+
+async def settle(app: JobTUI, pilot: Any) -> None:
+    await app.wait_until_loaded()
+    for _ in range(3):
+        await pilot.pause(0.2)
+
+
+def new_job(src: RecordedSource, like: JobKey, name: str) -> None:
+    base = src.job(like)
+    assert base is not None
+    key = JobKey(like.host, like.domain_uuid, name, like.started + 1000)
+    src.emit(JobStateChanged(key, None, JobState.RUNNING, base.evolve(key=key), src.clock()))
+
+
+async def test_a_state_flip_of_the_selected_job_lays_out_nothing():
+    src = recorded.many(2000)
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        job = app.selected_job
+        assert job is not None
+        footer = app.query_one(KeyFooter)
+        rebuilt = footer.rebuilds
+        with layouts(app) as seen:
+            for state in (JobState.PAUSED, JobState.RUNNING, JobState.PAUSED):
+                src.set_state(job.key, state)
+                app.flush_updates()
+                await pilot.pause(0.1)
+                # What the user sees: the new state, in the row and in the detail pane.
+                assert str(app.query_one(JobTable).get_cell(str(job.key), "state")) == state
+        assert seen == []
+        # Pause/resume stays as dimmed as it was (no --allow-qemu-monitor): same keys.
+        assert footer.rebuilds == rebuilt
+
+
+async def test_a_row_added_or_moved_in_a_full_table_lays_out_nothing():
+    src = recorded.many(2000)
+    keys = [j.key for j in src.jobs()]
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(JobTable)
+        tree = app.query_one(DomainTree)
+        height = table.outer_size.height
+        with layouts(app) as seen:
+            new_job(src, keys[0], "new-vdz")
+            src.set_state(keys[100], JobState.COMPLETED, current=src.job(keys[100]).end)
+            app.flush_updates()
+            await pilot.pause(0.2)
+        assert seen == []
+        shown = {str(k) for k in table.job_keys}
+        assert len(shown) == 2001 and any(k.endswith("new-vdz@" + k.rsplit("@")[1]) for k in shown)
+        # The finished job moved below every active one (the default order).
+        assert table.job_keys[-1] == keys[100]
+        assert table.outer_size.height == height
+        # The scrollbars know the new size: the last row can be scrolled to.
+        assert table.max_scroll_y == table.virtual_size.height - table.scrollable_content_region.height
+        assert tree.max_scroll_y == tree.virtual_size.height - tree.scrollable_content_region.height
+        tree.scroll_end(animate=False)
+        await pilot.pause()
+        assert tree.scroll_y == tree.max_scroll_y > 0
+
+
+async def test_a_row_added_while_the_table_has_room_grows_it():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(JobTable)
+        height = table.outer_size.height
+        rows = table.row_count
+        with layouts(app) as seen:
+            new_job(src, table.job_keys[0], "new-vdz")
+            app.flush_updates()
+            await pilot.pause(0.2)
+        # The table's box follows its rows here: one layout, one line taller.
+        assert table.row_count == rows + 1
+        assert table.outer_size.height == height + 1
+        assert seen
+
+
+async def test_help_opens_and_closes_without_rebuilding_the_footer():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KeyFooter)
+        rebuilt = footer.rebuilds
+        for _ in range(2):
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.pause(0.1)
+            await pilot.press("question_mark")
+            assert not isinstance(app.screen, HelpScreen)
+            await pilot.pause(0.1)
+        # Suspending and resuming the main screen leaves its keys as they were.
+        assert footer.rebuilds == rebuilt
+        # Keys whose state does change still rebuild it: x (XML) needs a selected job.
+        assert app.selected_job is not None
