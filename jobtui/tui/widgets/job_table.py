@@ -24,7 +24,6 @@ from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
 from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
-from jobtui.tui.widgets.boxed import ContentBoxed
 
 Cell = Text | str
 Cells = dict[str, Cell]
@@ -49,8 +48,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("bandwidth", "bandwidth", 10),
 )
 # When the table is too narrow these go, in this order: the job's name already says
-# most of its type, and elapsed time matters less than the bandwidth one may steer.
-DROP_ORDER = ("type", "elapsed", "bandwidth")
+# most of its type, and elapsed time matters less than the bandwidth one may steer; the
+# ETA and rate go last. Domain, job, state and progress always stay. `w` shows them all.
+DROP_ORDER = ("type", "elapsed", "bandwidth", "eta", "rate")
 _SCROLLBAR = 2
 # A domain (or job) name wider than this many terminal cells is cut with an ellipsis in
 # the table (the detail pane shows it whole): a 200-character name must not push every
@@ -135,11 +135,10 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
     }
 
 
-class JobTable(DataTable[Cell], ContentBoxed):
+class JobTable(DataTable[Cell]):
     # While set, sync() repaints the cells it changed itself instead of the whole table.
     # A class default: DataTable.__init__ already refreshes.
     _hold_refresh = False
-    _hold_layout = False
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
@@ -148,6 +147,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
         self._by_row: dict[str, JobKey] = {}
         self._order: list[JobKey] = []  # the display order last applied
         self.sorted_by: tuple[str | None, bool] = (None, False)  # column, descending
+        self.wide = False  # every column, the table scrolling sideways (k9s's `w`)
 
     def refresh(
         self,
@@ -158,9 +158,6 @@ class JobTable(DataTable[Cell], ContentBoxed):
     ) -> Self:
         if self._hold_refresh and not regions and not layout and not recompose:
             return self
-        if self._hold_layout and layout and not recompose:
-            # A row removed: the new virtual size decides on a layout (ContentBoxed).
-            layout = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def on_mount(self) -> None:
@@ -237,11 +234,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
         dirty: list[tuple[str, str]] = []  # (row key, column key) of cells changed in place
         for key in [k for k in self._cells if k not in visible]:
             removed = True
-            self._hold_layout = True
-            try:
-                self.remove_row(str(key))
-            finally:
-                self._hold_layout = False
+            self.remove_row(str(key))
             del self._cells[key]
             del self._by_row[str(key)]
             touched.add(key)
@@ -310,12 +303,13 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 self.refresh(Region(x, y, width, 1).translate(-scroll))
 
     def fit(self, width: int) -> None:
-        """Show every column that fits in `width` cells, dropping DROP_ORDER first."""
+        """Show every column that fits in `width` cells, dropping DROP_ORDER first
+        (every column when wide)."""
         if width <= 0:
             return
         wanted = list(COLUMNS)
         for key in DROP_ORDER:
-            if self._needs(wanted) <= width:
+            if self.wide or self._needs(wanted) <= width:
                 break
             wanted = [c for c in wanted if c.key != key]
         self._set_columns(wanted)
