@@ -28,7 +28,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Tree
+from textual.widgets import DataTable, Input, Tree
 
 from jobtui.inventory import NamedHosts
 from jobtui.model import (
@@ -57,6 +57,7 @@ from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
 from jobtui.tui.widgets.event_log import EventLog, log_line
+from jobtui.tui.widgets.footer import KeyFooter
 from jobtui.tui.widgets.host_bar import HostBar
 from jobtui.tui.widgets.job_table import MOVING, JobTable, row_cells, sort_value
 from jobtui.tui.widgets.status_line import StatusLine
@@ -191,7 +192,7 @@ class JobTUI(App[None]):
                 yield DetailPane(id="detail")
         yield EventLog(id="event-log")
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         if self._keymap_path is not None:

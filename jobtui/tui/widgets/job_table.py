@@ -24,6 +24,7 @@ from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
 from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
+from jobtui.tui.widgets.boxed import ContentBoxed
 
 Cell = Text | str
 Cells = dict[str, Cell]
@@ -135,10 +136,11 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
     }
 
 
-class JobTable(DataTable[Cell]):
+class JobTable(DataTable[Cell], ContentBoxed):
     # While set, sync() repaints the cells it changed itself instead of the whole table.
     # A class default: DataTable.__init__ already refreshes.
     _hold_refresh = False
+    _hold_layout = False
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
@@ -158,6 +160,9 @@ class JobTable(DataTable[Cell]):
     ) -> Self:
         if self._hold_refresh and not regions and not layout and not recompose:
             return self
+        if self._hold_layout and layout and not recompose:
+            # A row removed: the new virtual size decides on a layout (ContentBoxed).
+            layout = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def on_mount(self) -> None:
@@ -234,7 +239,11 @@ class JobTable(DataTable[Cell]):
         dirty: list[tuple[str, str]] = []  # (row key, column key) of cells changed in place
         for key in [k for k in self._cells if k not in visible]:
             removed = True
-            self.remove_row(str(key))
+            self._hold_layout = True
+            try:
+                self.remove_row(str(key))
+            finally:
+                self._hold_layout = False
             del self._cells[key]
             del self._by_row[str(key)]
             touched.add(key)
