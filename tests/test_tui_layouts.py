@@ -100,14 +100,15 @@ async def test_a_row_added_or_moved_in_a_full_table_lays_out_nothing():
             app.flush_updates()
             await pilot.pause(0.2)
         assert seen == []
-        shown = {str(k) for k in table.job_keys}
-        assert len(shown) == 2001 and any(k.endswith("new-vdz@" + k.rsplit("@")[1]) for k in shown)
+        assert table.row_count == 2001
+        assert any(k.name == "new-vdz" for k in table.job_keys)
         # The finished job moved below every active one (the default order).
         assert table.job_keys[-1] == keys[100]
         assert table.outer_size.height == height
         # The scrollbars know the new size: the last row can be scrolled to.
-        assert table.max_scroll_y == table.virtual_size.height - table.scrollable_content_region.height
-        assert tree.max_scroll_y == tree.virtual_size.height - tree.scrollable_content_region.height
+        for widget in (table, tree):
+            room = widget.scrollable_content_region.height
+            assert widget.max_scroll_y == widget.virtual_size.height - room
         tree.scroll_end(animate=False)
         await pilot.pause()
         assert tree.scroll_y == tree.max_scroll_y > 0
