@@ -18,7 +18,6 @@ import subprocess
 import sys
 import termios
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,11 @@ import libvirt
 import pytest
 from labtools import wait_until
 from lxml import etree
+from systemtools import Domains, connection, made_domains
 
-from jobtui.engine.eventloop import ensure_event_loop
-from jobtui.lab import MiB, kvm_usable
+from jobtui.lab import MiB
 from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
-from jobtui.lab.images import create_chain, create_image
-from jobtui.lab.xmlgen import DiskSpec, copy_dest_xml, domain_xml, push_backup_xml
+from jobtui.lab.xmlgen import copy_dest_xml, push_backup_xml
 
 pytestmark = pytest.mark.system
 
@@ -57,52 +55,12 @@ def daemon(tmp_path_factory) -> Iterator[PrivateDaemon]:
 
 @pytest.fixture(scope="module")
 def conn(daemon: PrivateDaemon) -> Iterator[libvirt.virConnect]:
-    ensure_event_loop()
-    c = libvirt.open(daemon.uri)
-    try:
-        yield c
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            c.close()
-
-
-class Domains:
-    """Makes small persistent domains with real data on their disks; removes them after."""
-
-    def __init__(self, conn: libvirt.virConnect, images: Path) -> None:
-        self.conn = conn
-        self.images = images
-        self.made: list[libvirt.virDomain] = []
-
-    def image(self, name: str, data_mib: int = 64) -> Path:
-        return create_image(self.images / f"{name}.qcow2", 128, data_mib=data_mib)
-
-    def chain(self, name: str, layers: int) -> Path:
-        return create_chain(self.images, name, layers, 128, 32)[-1]
-
-    def new(self, prefix: str, disks: dict[str, Path]) -> libvirt.virDomain:
-        name = f"{prefix}-{uuid.uuid4().hex[:4]}"
-        specs = [DiskSpec(t, p) for t, p in disks.items()]
-        dom = self.conn.defineXML(domain_xml(name, specs, kvm=kvm_usable()))
-        self.made.append(dom)
-        dom.create()
-        return dom
-
-    def remove_all(self) -> None:
-        for dom in self.made:
-            with contextlib.suppress(libvirt.libvirtError):
-                dom.destroy()
-            with contextlib.suppress(libvirt.libvirtError):
-                dom.undefine()
+    yield from connection(daemon.uri)
 
 
 @pytest.fixture
 def domains(conn: libvirt.virConnect, tmp_path: Path) -> Iterator[Domains]:
-    d = Domains(conn, tmp_path)
-    try:
-        yield d
-    finally:
-        d.remove_all()
+    yield from made_domains(conn, tmp_path)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ libvirt itself reports (blockJobInfo cur/end, the job gone after an abort).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import signal
@@ -24,9 +23,9 @@ import libvirt
 import pytest
 from labtools import wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from test_cli_system import Domains, cli_env, run_cli, start_copy
+from systemtools import Domains, connection, made_domains
+from test_cli_system import cli_env, run_cli, start_copy
 
-from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.exporter import RECORD_GRACE, exported_jobs, parse_listen
 from jobtui.inventory import short_name
 from jobtui.lab import MiB
@@ -137,22 +136,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateDaemon]:
 
 @pytest.fixture(scope="module")
 def conn(daemon: PrivateDaemon) -> Iterator[libvirt.virConnect]:
-    ensure_event_loop()
-    c = libvirt.open(daemon.uri)
-    try:
-        yield c
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            c.close()
+    yield from connection(daemon.uri)
 
 
 @pytest.fixture
 def domains(conn: libvirt.virConnect, tmp_path: Path) -> Iterator[Domains]:
-    d = Domains(conn, tmp_path)
-    try:
-        yield d
-    finally:
-        d.remove_all()
+    yield from made_domains(conn, tmp_path)
 
 
 @pytest.fixture

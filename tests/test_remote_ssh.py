@@ -23,8 +23,8 @@ from typing import Any
 import libvirt
 import pytest
 from labtools import wait_until
+from systemtools import Domains, connection, made_domains, run_jobtui
 from test_cli_system import (
-    Domains,
     Terminal,
     cli_env,
     disk_source,
@@ -34,7 +34,6 @@ from test_cli_system import (
     wait_ready,
 )
 
-from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import MiB
 from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
@@ -79,22 +78,12 @@ def remote(tmp_path_factory) -> Iterator[Remote]:
 @pytest.fixture(scope="module")
 def conn(remote: Remote) -> Iterator[libvirt.virConnect]:
     """The truth: a direct connection to the daemon, not through ssh."""
-    ensure_event_loop()
-    c = libvirt.open(remote.daemon.uri)
-    try:
-        yield c
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            c.close()
+    yield from connection(remote.daemon.uri)
 
 
 @pytest.fixture
 def domains(conn: libvirt.virConnect, tmp_path: Path) -> Iterator[Domains]:
-    d = Domains(conn, tmp_path)
-    try:
-        yield d
-    finally:
-        d.remove_all()
+    yield from made_domains(conn, tmp_path)
 
 
 def env(remote: Remote) -> dict[str, str]:
@@ -102,14 +91,7 @@ def env(remote: Remote) -> dict[str, str]:
 
 
 def jobtui(remote: Remote, history: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobtui", "--history", str(history), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=env(remote),
-        timeout=90,
-    )
+    return run_jobtui(env(remote), history, *args)
 
 
 class Watch:

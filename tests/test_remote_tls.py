@@ -7,7 +7,6 @@ direct (unix socket) connection to the same daemon.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -17,11 +16,11 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from test_cli_system import Domains, cli_env, disk_source, ok, one_line_error, start_copy
+from systemtools import Domains, connection, made_domains, run_jobtui
+from test_cli_system import cli_env, disk_source, ok, one_line_error, start_copy
 from test_cli_system import wait_ready as wait_mirror_ready
 from test_remote_ssh import Watch
 
-from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import MiB
 from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
@@ -66,22 +65,12 @@ def remote(tmp_path_factory) -> Iterator[Remote]:
 
 @pytest.fixture(scope="module")
 def conn(remote: Remote) -> Iterator[libvirt.virConnect]:
-    ensure_event_loop()
-    c = libvirt.open(remote.daemon.uri)
-    try:
-        yield c
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            c.close()
+    yield from connection(remote.daemon.uri)
 
 
 @pytest.fixture
 def domains(conn: libvirt.virConnect, tmp_path: Path) -> Iterator[Domains]:
-    d = Domains(conn, tmp_path)
-    try:
-        yield d
-    finally:
-        d.remove_all()
+    yield from made_domains(conn, tmp_path)
 
 
 def env(remote: Remote) -> dict[str, str]:
@@ -89,14 +78,7 @@ def env(remote: Remote) -> dict[str, str]:
 
 
 def jobtui(remote: Remote, history: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobtui", "--history", str(history), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=env(remote),
-        timeout=90,
-    )
+    return run_jobtui(env(remote), history, *args)
 
 
 def test_the_daemon_listens_on_loopback_only(remote: Remote) -> None:
