@@ -52,6 +52,7 @@ from jobtui.tui.messages import ControlFinished, EngineEventsPending, SnapshotLo
 from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
 from jobtui.tui.screens.help import HelpScreen
+from jobtui.tui.screenshot import save_svg
 from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
@@ -701,6 +702,16 @@ class JobTUI(App[None]):
     def action_sort_invert(self) -> None:
         column, descending = self._sort
         self._set_sort(column, not descending)
+
+    def action_save_svg(self) -> None:
+        """The screen as SVG in $XDG_STATE_HOME/jobtui/screenshots/ (for a ticket)."""
+        try:
+            path = save_svg(self.export_screenshot(), self._clock())
+        except OSError as err:
+            why = err.strerror or str(err)
+            self.notify(f"screenshot not saved: {why}", title="screenshot", severity="error")
+        else:
+            self.notify(str(path), title="screenshot saved", timeout=10)
 
     def action_toggle_wide(self) -> None:
         table = self.query_one(JobTable)

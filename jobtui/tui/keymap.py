@@ -42,6 +42,7 @@ BINDINGS: list[Binding] = [
     Binding("e", "toggle_log", "Events", id="events"),
     Binding("h", "toggle_finished", "Show/hide finished", id="finished", show=False),
     Binding("t", "toggle_tree", "Show/hide tree", id="tree", show=False),
+    Binding("S", "save_svg", "Save the screen as SVG", id="screenshot", show=False),
     Binding("w", "toggle_wide", "Wide: every column / those that fit", id="wide", show=False),
     Binding("greater_than_sign", "sort_next", "Sort: next column", id="sort-next", show=False),
     Binding("less_than_sign", "sort_previous", "Sort: previous column", id="sort-prev", show=False),
