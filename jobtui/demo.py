@@ -195,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jobtui demo",
         description="The TUI on an embedded QEMU lab with live jobs. Quitting removes the lab.",
+        epilog="Example:\n  jobtui demo --no-migration --readonly",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--no-tui", action="store_true", help="print job states once a second instead")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")

@@ -35,6 +35,10 @@ def _runner(command: str) -> Callable[[argparse.Namespace], int]:
         from jobtui.cli.exporter_cmd import run_exporter
 
         return run_exporter
+    if command in ("completion", "_complete"):
+        from jobtui.cli import completion
+
+        return completion.run_completion if command == "completion" else completion.run_complete
     if command == "watch":
         from jobtui.cli.watch import run_watch
 
@@ -79,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(argv[1:])
         args = build_parser().parse_args(argv)
-        if args.command != "demo":
+        if args.command not in ("demo", "completion", "_complete"):
             apply_inventory(args)
         return _runner(args.command)(args)
     except CliError as err:

@@ -103,14 +103,23 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _epilog(example: str) -> str:
+    return f"Example:\n  {example}\n\n{EXIT_CODES_HELP}"
+
+
 def _sub(
-    subs: argparse._SubParsersAction[Parser], name: str, help_: str, desc: str = ""
+    subs: argparse._SubParsersAction[Parser],
+    name: str,
+    help_: str,
+    desc: str = "",
+    *,
+    example: str,
 ) -> argparse.ArgumentParser:
     p = subs.add_parser(
         name,
         help=help_,
         description=desc or help_,
-        epilog=EXIT_CODES_HELP,
+        epilog=_epilog(example),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(p, top=False)
@@ -131,6 +140,15 @@ _CONTROL_HELP = {
     "set-speed": "set the bandwidth of a block job, backup or outgoing migration",
     "postcopy": "switch an outgoing migration to post-copy (it can no longer be aborted)",
 }
+_CONTROL_EXAMPLE = {
+    "abort": "jobtui abort web1 copy-vda --yes",
+    "finalize": "jobtui -c kvm1 finalize web1 copy-vda",
+    "pause": "jobtui --allow-qemu-monitor pause web1 pull-vdb",
+    "resume": "jobtui --allow-qemu-monitor resume web1 pull-vdb",
+    "dismiss": "jobtui dismiss flaky1 copy-vda --yes",
+    "set-speed": "jobtui set-speed web1 pull-vdb 32M",
+    "postcopy": "jobtui postcopy mover1 migration-out",
+}
 _DESTRUCTIVE = frozenset(str(op) for op in ControlOp if op.needs_confirmation)
 
 
@@ -141,7 +159,7 @@ def build_parser() -> Parser:
         prog="jobtui",
         description="Watch and steer long-running libvirt jobs. Without a command, "
         "open the terminal UI.",
-        epilog=EXIT_CODES_HELP,
+        epilog=_epilog("jobtui -c kvm1 -c kvm2 --readonly      # the TUI on two hosts, watch only"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"jobtui {__version__}")
@@ -150,11 +168,16 @@ def build_parser() -> Parser:
     # After add_subparsers: set_defaults only reaches actions that already exist.
     top.set_defaults(command="tui", keymap=None)
 
-    p = _sub(subs, "list", "list the jobs of every domain of every connection")
+    p = _sub(
+        subs,
+        "list",
+        "list the jobs of every domain of every connection",
+        example="jobtui --group rack1 list --json --all",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON array")
     p.add_argument("--all", action="store_true", help="include finished jobs from the history")
 
-    p = _sub(subs, "xml", "print a job's XML document")
+    p = _sub(subs, "xml", "print a job's XML document", example="jobtui xml web1 copy-vda")
     _job_args(p)
 
     p = _sub(
@@ -163,6 +186,7 @@ def build_parser() -> Parser:
         "print job state changes as they happen, until Ctrl-C",
         "Print the JOB_STATE stream: the jobs found at start (as 'new'), then every state "
         "change, until Ctrl-C or SIGTERM (exit status 0).",
+        example="jobtui watch --json --timeout 60",
     )
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument(
@@ -176,7 +200,7 @@ def build_parser() -> Parser:
             if name in _DESTRUCTIVE
             else "."
         )
-        p = _sub(subs, name, help_, desc)
+        p = _sub(subs, name, help_, desc, example=_CONTROL_EXAMPLE[name])
         _job_args(p)
         if name == "set-speed":
             p.add_argument(
@@ -195,6 +219,7 @@ def build_parser() -> Parser:
         "Serve /metrics in Prometheus' text format: every job, host and domain the engine "
         "sees, read at each scrape (docs/exporter.md). It offers no control. Exit status 2: "
         "a bad --listen; 3: the address cannot be bound.",
+        example="jobtui -r exporter --listen 127.0.0.1:9870",
     )
     p.add_argument(
         "--listen",
@@ -203,11 +228,33 @@ def build_parser() -> Parser:
         help="where to serve, exactly: 127.0.0.1:9870, [::1]:9870 (0.0.0.0:PORT for all)",
     )
 
-    p = _sub(subs, "tui", "open the terminal UI (the default)")
+    p = _sub(
+        subs,
+        "tui",
+        "open the terminal UI (the default)",
+        example="jobtui tui -c qemu+ssh://root@kvm1/system --keymap ~/keys.toml",
+    )
     p.add_argument("--keymap", metavar="PATH", type=Path, help="key bindings file (TOML)")
     # main() hands `jobtui demo ...` to jobtui.demo unparsed; this one is for --help (and to
     # refuse shared options given before it, which the demo would not see).
     subs.add_parser(
         "demo", help="run the embedded QEMU demo (its own options: jobtui demo -h)", add_help=False
     )
+    p = subs.add_parser(
+        "completion",
+        help="print a bash or zsh completion script",
+        description="Print a completion script for bash or zsh: commands and options, and "
+        "the DOMAIN and JOB of xml and the control commands, read from a live "
+        "'jobtui list --json --all' with the -c/--group given on the line.",
+        epilog=_epilog(
+            'eval "$(jobtui completion bash)"      # in ~/.bashrc\n'
+            '  source <(jobtui completion zsh)      # in ~/.zshrc, after compinit'
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+    # Hidden (no help=): what the completion scripts call to read names from `list --json`.
+    p = subs.add_parser("_complete")
+    p.add_argument("kind", choices=("domains", "jobs"))
+    p.add_argument("domain", nargs="?", default="")
     return top
