@@ -250,9 +250,7 @@ def test_postcopy_switch_shown_and_abort_refused(hosts: TwoHosts, name: str) -> 
         assert hosts.domain_b(name).isActive()
 
 
-def test_postcopy_asks_on_a_terminal_like_abort(
-    hosts: TwoHosts, name: str, tmp_path: Path
-) -> None:
+def test_postcopy_asks_on_a_terminal_like_abort(hosts: TwoHosts, name: str, tmp_path: Path) -> None:
     """`jobtui postcopy` asks first, as the TUI does: there is no way back from it."""
     dom = hosts.filled_guest(name, 256, dirty_mib=64, rate_mib=32)
     with watching(hosts) as (m, stream):

@@ -350,8 +350,7 @@ class PrivateDaemon:
         cpu = min(os.sched_getaffinity(0))
         exec_line = (
             f"exec taskset -c {cpu} libvirtd -f {shlex.quote(str(self.conf_path))}"
-            f" -p {shlex.quote(str(self._pid_file))}"
-            + (" --listen" if self.listen else "")
+            f" -p {shlex.quote(str(self._pid_file))}" + (" --listen" if self.listen else "")
         )
         return "set -e\n" + "\n".join(mounts) + "\n" + exec_line + "\n"
 

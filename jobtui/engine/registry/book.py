@@ -65,7 +65,6 @@ class MigrationId(NamedTuple):
 GONE_GRACE = 2.0
 
 
-
 @dataclass
 class Track:
     """The dispatcher's mutable record of one active job."""

@@ -272,8 +272,10 @@ class DomainJobs(Migrations):
         (a migration's destination refuses jobStats instead): a restore."""
         since = d.stream_in
         config: dict[str, str] = {}
-        if since is None and d.starting_since is not None and (
-            s.taken - d.starting_since >= LONG_START
+        if (
+            since is None
+            and d.starting_since is not None
+            and (s.taken - d.starting_since >= LONG_START)
         ):
             # Starting up for seconds with no QEMU event seen: a restore that began before
             # this process watched (or on a connection without QEMU's events). A plain start

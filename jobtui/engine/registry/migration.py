@@ -44,8 +44,6 @@ PASS_MARGIN = 0.10
 _STALL_BLOCK_TYPES = frozenset({JobType.BLOCK_COPY, JobType.BLOCK_COMMIT_ACTIVE})
 
 
-
-
 @dataclass
 class Convergence:
     """Is a job's remaining data shrinking? Fed one sample at a time.
@@ -107,7 +105,6 @@ class Convergence:
                 f"no pass has begun with less than {mib(self.best_start)} to send"
             )
         return ""
-
 
 
 class Migrations(Book):
