@@ -12,6 +12,7 @@ message. The event loop never waits on libvirt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections import deque
@@ -49,6 +50,7 @@ from jobtui.tui.config import Config, default_config_path, load_config
 from jobtui.tui.format import short_host
 from jobtui.tui.hangup import exit_on_hangup
 from jobtui.tui.messages import ControlFinished, EngineEventsPending, SnapshotLoaded, XmlLoaded
+from jobtui.tui.palette import Entry, JobCommands
 from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
 from jobtui.tui.screens.help import HelpScreen
@@ -56,7 +58,7 @@ from jobtui.tui.screenshot import save_svg
 from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
-from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
+from jobtui.tui.widgets.domain_tree import DomainRef, DomainTree, HostRef, JobRef, NodeRef, describe
 from jobtui.tui.widgets.event_log import EventLog, log_line
 from jobtui.tui.widgets.footer import KeyFooter
 from jobtui.tui.widgets.host_bar import HostBar
@@ -90,7 +92,8 @@ class FlushReport:
 class JobTUI(App[None]):
     CSS_PATH = "jobtui.tcss"
     TITLE = "jobtui"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p (keymap id "palette"): jobtui/tui/palette.py
+    COMMANDS = App.COMMANDS | {JobCommands}
     AUTO_FOCUS = "#jobs"
     BINDINGS: ClassVar[list[BindingType]] = list(keymap.BINDINGS)
 
@@ -727,6 +730,53 @@ class JobTUI(App[None]):
 
     def action_refresh(self) -> None:
         self._load(self._store.seq)
+
+    # --- command palette -------------------------------------------------------------------
+
+    def palette_entries(self) -> list[Entry]:
+        """The actions the footer would offer now (each with its key), then hosts and
+        domains to jump to in the tree."""
+        entries: list[Entry] = []
+        job = self.selected_job
+        subject = f"{job.domain}/{job.name}" if job is not None else "the view"
+        done: set[str] = set()
+        for binding in keymap.BINDINGS:
+            action = binding.action
+            if action in done or action in ("command_palette", "back") or not binding.id:
+                continue
+            if self.check_action(action, ()) is not True:
+                continue  # refused or dimmed for this job, as in the footer; none if -r
+            done.add(action)
+            keys = keymap.keys_for(binding, self._user_keymap)
+            shown = " ".join(self.get_key_display(binding.with_key(k)) for k in keys)
+            about = subject if action in _CONTROL_ACTIONS or action == "toggle_xml" else ""
+            entries.append(
+                Entry(
+                    f"{binding.description} ({shown})",
+                    about,
+                    functools.partial(self.run_action, action),
+                )
+            )
+        hosts = self._store.hosts
+        for uri in sorted(hosts):
+            name = short_host(uri, hosts[uri].hostname)
+            jump = functools.partial(self._jump, HostRef(uri))
+            entries.append(Entry(f"host: {name}", uri, jump))
+        for domain in sorted(self._store.domains.values(), key=lambda d: (d.name, d.host)):
+            known = hosts.get(domain.host)
+            on = short_host(domain.host, known.hostname if known else "")
+            jump = functools.partial(self._jump, DomainRef(domain.host, domain.uuid))
+            entries.append(Entry(f"domain: {domain.name}", f"on {on}", jump))
+        return entries
+
+    def _jump(self, ref: NodeRef) -> None:
+        """Select a host or domain in the tree (showing the tree if it is folded away)."""
+        tree = self.query_one(DomainTree)
+        if not tree.display:
+            self._tree_shown = True
+            self._apply_tree_visibility()
+        tree.select_ref(ref)
+        tree.focus()
 
     # --- control ---------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ class KeyFooter(Footer):
     rebuilds = 0
 
     def __init__(self, *, compact: bool = False) -> None:
-        super().__init__(compact=compact)
+        # ctrl+p is in `?` help; at 80 columns the footer has no room for it.
+        super().__init__(compact=compact, show_command_palette=False)
         self._shown: Shown | None = None
 
     def _keys_shown(self) -> Shown:
