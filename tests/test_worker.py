@@ -49,15 +49,14 @@ def test_hung_calls_hold_only_their_own_domain() -> None:
 
 
 def test_threads_follow_what_runs_not_how_many_domains() -> None:
-    pool = CallPool("t", idle_exit=0.2)
+    # No call counts as slow here: a loaded machine must not change what is measured.
+    pool = CallPool("t", idle_exit=0.2, slow_call=60.0)
     lanes = [DomainWorker(f"d{i}", pool) for i in range(500)]
     for _ in range(3):  # three polling rounds of 500 idle domains
         futs = [lane.submit(lambda: time.sleep(0.0005)) for lane in lanes]
         for f in futs:
             f.result(30)
-    # MAX_RUNNING, plus a few started when a call looked slow on a loaded machine: a
-    # bound far below one thread per domain (the engine's design before the pool).
-    assert pool.peak <= 3 * MAX_RUNNING
+    assert pool.peak <= MAX_RUNNING  # not one thread per domain (the design before the pool)
     wait_until(lambda: pool.threads == 0, 10, "idle threads to end")
 
 

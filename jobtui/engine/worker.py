@@ -33,9 +33,12 @@ _WATCH_EVERY = 0.05
 
 
 class CallPool:
-    def __init__(self, name: str, idle_exit: float = IDLE_EXIT) -> None:
+    def __init__(
+        self, name: str, idle_exit: float = IDLE_EXIT, slow_call: float = SLOW_CALL
+    ) -> None:
         self.name = name
         self.idle_exit = idle_exit
+        self.slow_call = slow_call
         self._cv = threading.Condition()
         self._ready: deque[DomainWorker] = deque()  # lanes with a call waiting for a thread
         self._idle = 0  # threads waiting for work
@@ -58,7 +61,10 @@ class CallPool:
     def _grow(self) -> bool:
         """Start a thread if fewer than MAX_RUNNING run calls that are not slow (lock held)."""
         now = time.monotonic()
-        fresh = sum(1 for t0 in self._busy.values() if now - t0 < SLOW_CALL)
+        # Called when more calls wait than threads do: every thread runs a call or is
+        # about to take one. All count against MAX_RUNNING but those whose call turned slow.
+        slow = sum(1 for t0 in self._busy.values() if now - t0 >= self.slow_call)
+        fresh = self.threads - slow
         if fresh >= MAX_RUNNING:
             return False
         self.threads += 1
