@@ -28,6 +28,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
+from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Tree
 
@@ -46,7 +47,7 @@ from jobtui.source import JobSource
 from jobtui.support import Options, refusal
 from jobtui.tui import keymap
 from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
-from jobtui.tui.config import Config, default_config_path, load_config
+from jobtui.tui.config import Config, default_config_path, load_config, save_theme
 from jobtui.tui.format import short_host
 from jobtui.tui.hangup import exit_on_hangup
 from jobtui.tui.messages import ControlFinished, EngineEventsPending, SnapshotLoaded, XmlLoaded
@@ -122,6 +123,7 @@ class JobTUI(App[None]):
         self._keymap_path = keymap_path
         self._config_path = config_path
         self.config = Config()
+        self._kept_theme = ""  # the theme the config file holds (or the default)
         # What needs an operator (failed, stalled, orphaned, long at READY): notified once.
         self._watcher = Watcher(self.config.attention)
         self._baselined = False
@@ -209,12 +211,37 @@ class JobTUI(App[None]):
             self._watcher.config = self.config.attention
             if bad:
                 self.notify(bad, title="config", severity="warning", timeout=10)
+            self._apply_theme(self.config.theme)
+            self._kept_theme = self.theme
+            self.theme_changed_signal.subscribe(self, self._keep_theme)
         self._unsubscribe = self.source.subscribe(self._hand_off)
         # Elapsed times and ETAs move with the clock, not only with events. A tick
         # that finds nothing changed on screen paints nothing.
         self.set_interval(1.0, self._apply_batch)
         self._apply_width(self.size.width)
         self._load(self._store.seq)
+
+    def _apply_theme(self, name: str | None) -> None:
+        if name is None:
+            return
+        if name in self.available_themes:
+            self.theme = name
+        else:
+            self.notify(
+                f"unknown theme {name!r}: ctrl+p → Theme lists them",
+                title="config",
+                severity="warning",
+                timeout=10,
+            )
+
+    def _keep_theme(self, theme: Theme) -> None:
+        """A theme chosen in the palette is kept in the config file for the next start."""
+        if self._config_path is None or theme.name == self._kept_theme:
+            return
+        self._kept_theme = theme.name
+        problem = save_theme(self._config_path, theme.name)
+        if problem:
+            self.notify(problem, title="theme", severity="warning", timeout=10)
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
