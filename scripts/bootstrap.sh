@@ -12,6 +12,8 @@ DEB_PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-
           # netcat-openbsd for libvirt's `nc -U SOCKET` on the remote end), and certtool
           # for the TLS lab's CA and certificates.
           openssh-server openssh-client netcat-openbsd gnutls-bin
+          # zsh: the completion script for it is syntax-checked by the tests.
+          zsh
           # promtool, which checks docs/alerts.yml in the tests; Debian ships it only
           # with the Prometheus server, installed below without starting or enabling it.
           prometheus)
