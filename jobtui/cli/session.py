@@ -77,8 +77,12 @@ def check_hosts(monitor: JobMonitor, wait: float) -> None:
 
 
 def close_monitor(monitor: JobMonitor) -> None:
-    """Stop the engine, then close its history and pass on what went wrong with it."""
-    monitor.stop()
+    """Stop the engine, then close its history and pass on what went wrong with it.
+
+    The command's process ends right after (jobtui.cli.entry): calls still in flight are
+    not waited for, so a slow or stuck one never holds up the exit (a watch that must
+    end at Ctrl-C)."""
+    monitor.stop(wait_calls=False)
     history = monitor.history
     if history is None:
         return

@@ -81,6 +81,11 @@ class HostConnection:
         ensure_event_loop()
         self._thread.start()
 
+    def abandon(self) -> None:
+        """Stop reconnecting; leave the connection as it is (the process is ending)."""
+        self._stop.set()
+        self._wake.set()
+
     def stop(self, *, close: bool = True) -> None:
         """`close=False` when calls may still be running on the connection."""
         self._stop.set()

@@ -209,13 +209,19 @@ class JobMonitor:
         for c in self._conns.values():
             c.start()
 
-    def stop(self) -> None:
+    def stop(self, *, wait_calls: bool = True) -> None:
+        """`wait_calls=False` for a process about to end (the CLI): calls in flight are not
+        waited for and connections not closed; the process's exit takes them."""
         self._stop.set()
         self._q.put(None)
-        self._dispatcher.join(timeout=5)
+        self._dispatcher.join(timeout=5 if wait_calls else 2)
         workers = [s.worker for s in self._slots.values()] + list(self._host_workers.values())
         for w in workers:
             w.stop()
+        if not wait_calls:
+            for c in self._conns.values():
+                c.abandon()
+            return
         # Closing a connection while a call runs on it crashes libvirt-python:
         # wait (bounded) for our calls, and leave a stuck connection open.
         deadline = time.monotonic() + 3.0
