@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 .venv/bin/ruff check jobtui tests bench
+.venv/bin/ruff format --check jobtui tests bench
 .venv/bin/lint-imports
 .venv/bin/mypy jobtui
 exec .venv/bin/python -m pytest "$@"

@@ -248,7 +248,7 @@ def build_parser() -> Parser:
         "'jobtui list --json --all' with the -c/--group given on the line.",
         epilog=_epilog(
             'eval "$(jobtui completion bash)"      # in ~/.bashrc\n'
-            '  source <(jobtui completion zsh)      # in ~/.zshrc, after compinit'
+            "  source <(jobtui completion zsh)      # in ~/.zshrc, after compinit"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
