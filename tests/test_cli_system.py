@@ -122,6 +122,9 @@ class Watch:
             stderr=subprocess.PIPE,
             text=True,
             env=cli_env(),
+            # As from a terminal: Ctrl-C (SIGINT) stops it. A test run started in the
+            # background of a non-interactive shell ignores SIGINT, and children inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.seen: list[str] = []

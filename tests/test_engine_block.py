@@ -198,9 +198,11 @@ def test_jobs_of_a_destroyed_domain_fail_with_the_reason(
         assert job.message == "the domain was destroyed while the job ran; it did not finish"
         assert job.current is not None and job.end and job.current < job.end
         # QEMU drains (pauses) its jobs while it shuts down, and a drain behind
-        # throttled I/O can outlast the pause debounce: a short 'paused' is true.
+        # throttled I/O can outlast the pause debounce: a short 'paused' is true, and
+        # so is the 'running' QEMU reports when the drain ends before the process does.
         path = [new for _old, new in stream.transitions(domname, name)]
-        assert path in (["running", "failed"], ["running", "paused", "failed"]), path
+        assert path[0] == "running" and path[-1] == "failed", path
+        assert set(path[1:-1]) <= {"paused", "running"}, path
     assert not dom.isActive()
     # Started again, the domain has no job and no old one comes back.
     dom.create()
