@@ -15,7 +15,7 @@ import libvirt
 from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.lab import kvm_usable
 from jobtui.lab.images import create_chain, create_image
-from jobtui.lab.xmlgen import DiskSpec, domain_xml
+from jobtui.lab.xmlgen import DiskSpec, copy_dest_xml, domain_xml
 
 
 def connection(uri: str) -> Iterator[libvirt.virConnect]:
@@ -79,3 +79,39 @@ def run_jobtui(
         env=env,
         timeout=timeout,
     )
+
+
+async def tui_shows_a_copy_under_the_hosts_name(
+    uri: str, name: str, domains: Domains, tmp_path: Path, prefix: str
+) -> None:
+    """The TUI on a real engine over `uri`: a throttled copy shows up, and the host bar
+    names the host by its inventory name, not its URI."""
+    from jobtui.engine.monitor import JobMonitor
+    from jobtui.lab import MiB
+    from jobtui.model import JobState
+    from jobtui.tui.app import JobTUI
+    from jobtui.tui.widgets.host_bar import HostBar
+
+    dom = domains.new(prefix, {"vda": domains.image(f"{prefix}-a")})
+    dom.blockCopy(
+        "vda",
+        copy_dest_xml(tmp_path / f"{prefix}-copy.qcow2"),
+        {libvirt.VIR_DOMAIN_BLOCK_COPY_BANDWIDTH: 1 * MiB},
+        libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB,
+    )
+    monitor = JobMonitor([uri], active_interval=0.5, idle_interval=1.0)
+    monitor.start()
+    try:
+        app = JobTUI(monitor, host_names={uri: name})
+        async with app.run_test(size=(120, 35)) as pilot:
+            for _ in range(300):
+                if monitor.find(dom.name(), "copy-vda") is not None:
+                    break
+                await pilot.pause(0.1)
+            job = monitor.find(dom.name(), "copy-vda")
+            assert job is not None and job.state is JobState.RUNNING
+            await pilot.pause(0.5)
+            bar = str(app.query_one(HostBar).render())
+            assert name in bar and uri not in bar
+    finally:
+        monitor.stop()

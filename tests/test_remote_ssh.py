@@ -23,7 +23,13 @@ from typing import Any
 import libvirt
 import pytest
 from labtools import wait_until
-from systemtools import Domains, connection, made_domains, run_jobtui
+from systemtools import (
+    Domains,
+    connection,
+    made_domains,
+    run_jobtui,
+    tui_shows_a_copy_under_the_hosts_name,
+)
 from test_cli_system import (
     Terminal,
     cli_env,
@@ -34,13 +40,9 @@ from test_cli_system import (
     wait_ready,
 )
 
-from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import MiB
 from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
 from jobtui.lab.sshd import LabSshd
-from jobtui.model import JobState
-from jobtui.tui.app import JobTUI
-from jobtui.tui.widgets.host_bar import HostBar
 
 pytestmark = pytest.mark.system
 
@@ -299,24 +301,7 @@ def test_a_changed_host_key_and_a_refused_key_are_one_line_exit_3(
 async def test_tui_pilot_over_ssh_shows_the_name_and_the_job(
     remote: Remote, domains: Domains, tmp_path: Path
 ) -> None:
-    dom = domains.new("st", {"vda": domains.image("st-a")})
-    start_copy(dom, "vda", tmp_path / "st.qcow2", 1 * MiB)
-    monitor = JobMonitor([remote.uri], active_interval=0.5, idle_interval=1.0)
-    monitor.start()
-    try:
-        app = JobTUI(monitor, host_names={remote.uri: NAME})
-        async with app.run_test(size=(120, 35)) as pilot:
-            for _ in range(300):
-                if app.source.find(dom.name(), "copy-vda") is not None:
-                    break
-                await pilot.pause(0.1)
-            job = app.source.find(dom.name(), "copy-vda")
-            assert job is not None and job.state is JobState.RUNNING
-            await pilot.pause(0.5)
-            bar = str(app.query_one(HostBar).render())
-            assert NAME in bar and remote.uri not in bar
-    finally:
-        monitor.stop()
+    await tui_shows_a_copy_under_the_hosts_name(remote.uri, NAME, domains, tmp_path, "st")
 
 
 def test_tui_in_a_terminal_over_ssh(

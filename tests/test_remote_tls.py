@@ -16,19 +16,21 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from systemtools import Domains, connection, made_domains, run_jobtui
+from systemtools import (
+    Domains,
+    connection,
+    made_domains,
+    run_jobtui,
+    tui_shows_a_copy_under_the_hosts_name,
+)
 from test_cli_system import cli_env, disk_source, ok, one_line_error, start_copy
 from test_cli_system import wait_ready as wait_mirror_ready
 from test_remote_ssh import Watch
 
-from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import MiB
 from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
 from jobtui.lab.sshd import free_port
 from jobtui.lab.tls import LabPki
-from jobtui.model import JobState
-from jobtui.tui.app import JobTUI
-from jobtui.tui.widgets.host_bar import HostBar
 
 pytestmark = pytest.mark.system
 
@@ -142,21 +144,4 @@ def test_a_certificate_from_another_ca_is_one_line_exit_3(remote: Remote, tmp_pa
 async def test_tui_pilot_over_tls_shows_the_name(
     remote: Remote, domains: Domains, tmp_path: Path
 ) -> None:
-    dom = domains.new("tt", {"vda": domains.image("tt-a")})
-    start_copy(dom, "vda", tmp_path / "tt-copy.qcow2", 1 * MiB)
-    monitor = JobMonitor([remote.uri], active_interval=0.5, idle_interval=1.0)
-    monitor.start()
-    try:
-        app = JobTUI(monitor, host_names={remote.uri: NAME})
-        async with app.run_test(size=(120, 35)) as pilot:
-            for _ in range(300):
-                if app.source.find(dom.name(), "copy-vda") is not None:
-                    break
-                await pilot.pause(0.1)
-            job = app.source.find(dom.name(), "copy-vda")
-            assert job is not None and job.state is JobState.RUNNING
-            await pilot.pause(0.5)
-            bar = str(app.query_one(HostBar).render())
-            assert NAME in bar and remote.uri not in bar
-    finally:
-        monitor.stop()
+    await tui_shows_a_copy_under_the_hosts_name(remote.uri, NAME, domains, tmp_path, "tt")
