@@ -277,7 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        print("jobtui demo: removing the lab...", file=sys.stderr, flush=True)
+        # Once tearing down, another signal (the SSH session closing right after `q`)
+        # must not cut the teardown short: that left QEMUs and the lab directory behind.
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        with contextlib.suppress(OSError):  # the terminal may be gone (EIO)
+            print("jobtui demo: removing the lab...", file=sys.stderr, flush=True)
         director.stop()
         if hosts is not None:
             hosts.close()
