@@ -24,21 +24,32 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Any
 
 import libvirt
 
 from jobtui.engine import control as ctl
 from jobtui.engine.connection import HostConnection, libvirt_reason
+from jobtui.engine.dispatch import (
+    CONN_ERRORS,
+    Call,
+    DomainList,
+    DomainSlot,
+    HostDown,
+    HostUp,
+    Item,
+    PollFailed,
+    Sampled,
+    alive,
+    one_per_run,
+)
 from jobtui.engine.events import LibvirtEvent
 from jobtui.engine.history import History
 from jobtui.engine.registry import Registry
-from jobtui.engine.sample import CallCounter, DomainSample, quick_sample, sample_domain
+from jobtui.engine.sample import quick_sample, sample_domain
 from jobtui.engine.worker import CallPool, DomainWorker
 from jobtui.model import (
-    SAME_RUN_SECONDS,
     ControlOp,
     Domain,
     EngineEvent,
@@ -55,69 +66,6 @@ from jobtui.units import parse_bandwidth
 
 Subscriber = Callable[[EngineEvent], None]
 log = logging.getLogger("jobtui.engine")
-
-# libvirt error codes that mean the connection itself is gone.
-_CONN_ERRORS = {
-    libvirt.VIR_ERR_SYSTEM_ERROR,
-    libvirt.VIR_ERR_RPC,
-    libvirt.VIR_ERR_NO_CONNECT,
-    libvirt.VIR_ERR_INVALID_CONN,
-}
-
-
-@dataclass(frozen=True)
-class _Sampled:
-    host: str
-    sample: DomainSample
-
-
-@dataclass(frozen=True)
-class _PollFailed:
-    host: str
-    uuid: str
-    reason: str
-    code: int
-
-
-@dataclass(frozen=True)
-class _HostUp:
-    host: str
-
-
-@dataclass(frozen=True)
-class _HostDown:
-    host: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class _DomainList:
-    host: str
-    domains: tuple[tuple[str, str, Any], ...]  # (uuid, name, virDomain)
-
-
-@dataclass(frozen=True)
-class _Call:
-    """Run `fn` on the dispatcher thread (registry access from other threads)."""
-
-    fn: Callable[[], Any]
-
-
-# What the dispatcher's queue carries (None: stop).
-_Item = LibvirtEvent | _Sampled | _PollFailed | _HostUp | _HostDown | _DomainList | _Call
-
-
-class _DomainSlot:
-    def __init__(self, host: str, uuid: str, dom: Any, pool: CallPool) -> None:
-        self.host = host
-        self.uuid = uuid
-        self.dom = dom
-        self.worker = DomainWorker(f"{host} {uuid[:8]}", pool)
-        self.counter = CallCounter()
-        self.next_due = 0.0
-        self.idle_polls = 0
-        self.polled_once = threading.Event()
-        self.quick_seen = threading.Event()  # the first look without the QEMU monitor came
 
 
 class JobMonitor:
@@ -165,7 +113,7 @@ class JobMonitor:
             else None
         )
         self.errors: list[str] = []  # the last internal errors (logged), for tests and --debug
-        self._q: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         # Threads for libvirt calls: as many as calls run or hang at once, not one per domain.
         self._pool = CallPool("jobtui call")
         self._reg = Registry(
@@ -177,7 +125,7 @@ class JobMonitor:
         self._subs: list[Subscriber] = []
         self._hosts: dict[str, Host] = {}
         self._conns: dict[str, HostConnection] = {}
-        self._slots: dict[tuple[str, str], _DomainSlot] = {}
+        self._slots: dict[tuple[str, str], DomainSlot] = {}
         self._host_workers: dict[str, DomainWorker] = {}
         self._host_next: dict[str, float] = {}
         self._listed: dict[str, threading.Event] = {}
@@ -193,8 +141,8 @@ class JobMonitor:
                 uri,
                 readonly=self.options.readonly,
                 post=self._q.put,
-                on_up=lambda c: self._q.put(_HostUp(c.uri)),
-                on_down=lambda c, why: self._q.put(_HostDown(c.uri, why)),
+                on_up=lambda c: self._q.put(HostUp(c.uri)),
+                on_down=lambda c, why: self._q.put(HostDown(c.uri, why)),
                 keepalive=keepalive,
                 qemu_events=qemu_events,
             )
@@ -286,7 +234,7 @@ class JobMonitor:
         with self._lock:
             out = self._reg.active_jobs()
             if include_finished:
-                out += _one_per_run(self._reg.finished_jobs())
+                out += one_per_run(self._reg.finished_jobs())
         if domain is not None:
             out = [j for j in out if domain in (j.domain, j.key.domain_uuid)]
         return sorted(out, key=lambda j: (j.state.finished, j.host, j.domain, j.name, j.started))
@@ -374,18 +322,18 @@ class JobMonitor:
             msg = fut.result(timeout=self.control_timeout)
         except ctl.PostcopyNotAllowed:
             # libvirt's refusal is the only sign: remember it, stop offering postcopy.
-            self._q.put(_Call(lambda: self._reg.note_postcopy(key, "no")))
+            self._q.put(Call(lambda: self._reg.note_postcopy(key, "no")))
             raise
         except JobControlError:
             if op is ControlOp.ABORT:
-                self._q.put(_Call(lambda: self._reg.note_abort(key, False)))
+                self._q.put(Call(lambda: self._reg.note_abort(key, False)))
             raise
         except TimeoutError:
             raise JobControlError(
                 f"libvirt did not answer within {self.control_timeout:.0f} s; "
                 f"the {op} may still happen"
             ) from None
-        self._q.put(_Call(lambda: self._reg.poke(key.host, key.domain_uuid)))
+        self._q.put(Call(lambda: self._reg.poke(key.host, key.domain_uuid)))
         return msg
 
     def _on_dispatcher(self, fn: Callable[[], Any], timeout: float = 2.0) -> None:
@@ -398,7 +346,7 @@ class JobMonitor:
             finally:
                 done.set()
 
-        self._q.put(_Call(run))
+        self._q.put(Call(run))
         done.wait(timeout)
 
     def _dismiss(self, job: Job) -> str:
@@ -461,13 +409,13 @@ class JobMonitor:
             self.errors.append(line)
             del self.errors[:-20]
 
-    def _handle(self, item: _Item) -> None:
+    def _handle(self, item: Item) -> None:
         if isinstance(item, LibvirtEvent):
             self._reg.apply_event(item)
             if (item.host, item.uuid) not in self._slots:
                 # A domain we have not listed (a migration's destination): list now.
                 self._host_next[item.host] = 0.0
-        elif isinstance(item, _Sampled):
+        elif isinstance(item, Sampled):
             slot = self._slots.get((item.host, item.sample.uuid))
             self._reg.apply_sample(item.host, item.sample)
             if slot is not None:
@@ -482,15 +430,15 @@ class JobMonitor:
                     self._next_wake = min(self._next_wake, slot.next_due)
             if item.sample.gone:
                 self._drop_slot(item.host, item.sample.uuid)
-        elif isinstance(item, _PollFailed):
+        elif isinstance(item, PollFailed):
             self._poll_failed(item)
-        elif isinstance(item, _DomainList):
+        elif isinstance(item, DomainList):
             self._domain_list(item)
-        elif isinstance(item, _HostUp):
+        elif isinstance(item, HostUp):
             self._set_host(item.host, HostState.CONNECTED, "")
             self._reg.host_up(item.host, qemu_events=self._conns[item.host].qemu_events_active)
             self._host_next[item.host] = 0.0
-        elif isinstance(item, _HostDown):
+        elif isinstance(item, HostDown):
             self._set_host(item.host, HostState.DISCONNECTED, item.reason)
             self._reg.host_lost(item.host)
             self._listed[item.host].set()
@@ -501,7 +449,7 @@ class JobMonitor:
             w = self._host_workers.pop(item.host, None)
             if w is not None:
                 w.stop()
-        elif isinstance(item, _Call):
+        elif isinstance(item, Call):
             item.fn()
 
     def _set_host(self, uri: str, state: HostState, error: str) -> None:
@@ -511,8 +459,8 @@ class JobMonitor:
             self._hosts[uri] = new
             self._reg.announce(HostChanged(new))
 
-    def _poll_failed(self, f: _PollFailed) -> None:
-        if f.code in _CONN_ERRORS:
+    def _poll_failed(self, f: PollFailed) -> None:
+        if f.code in CONN_ERRORS:
             self._conns[f.host].lost(f.reason)
             return
         if f.code == libvirt.VIR_ERR_NO_DOMAIN:
@@ -527,7 +475,7 @@ class JobMonitor:
         if slot is not None:
             slot.worker.stop()
 
-    def _domain_list(self, item: _DomainList) -> None:
+    def _domain_list(self, item: DomainList) -> None:
         seen = set()
         for uuid, name, dom in item.domains:
             seen.add(uuid)
@@ -535,7 +483,7 @@ class JobMonitor:
                 continue  # a command about one domain does not poll (or hang on) the others
             slot = self._slots.get((item.host, uuid))
             if slot is None:
-                self._slots[(item.host, uuid)] = _DomainSlot(item.host, uuid, dom, self._pool)
+                self._slots[(item.host, uuid)] = DomainSlot(item.host, uuid, dom, self._pool)
                 self._next_wake = 0.0  # a new domain is due at once
                 self._reg.domain_listed(item.host, uuid, name)
             else:
@@ -602,16 +550,16 @@ class JobMonitor:
         def run() -> None:
             try:
                 doms = conn.listAllDomains(0)
-                self._q.put(_DomainList(uri, tuple((d.UUIDString(), d.name(), d) for d in doms)))
+                self._q.put(DomainList(uri, tuple((d.UUIDString(), d.name(), d) for d in doms)))
             except libvirt.libvirtError as err:
-                if err.get_error_code() in _CONN_ERRORS or not _alive(conn):
+                if err.get_error_code() in CONN_ERRORS or not alive(conn):
                     self._conns[uri].lost(libvirt_reason(err))
             finally:
                 w.poll_pending = False
 
         w.submit(run)
 
-    def _submit_poll(self, slot: _DomainSlot, mono: float, focus: JobKey | None) -> None:
+    def _submit_poll(self, slot: DomainSlot, mono: float, focus: JobKey | None) -> None:
         plan = self._reg.poll_plan(slot.host, slot.uuid)
         if focus is not None and focus in plan.jobs:
             interval = self.focus_interval
@@ -637,7 +585,7 @@ class JobMonitor:
                     # What answers without QEMU first: a stopped QEMU or another job's
                     # lock must not hide the domain, or a mirror its XML shows.
                     quick = quick_sample(dom, read_xml=True, counter=counter, now=time.time())
-                    self._q.put(_Sampled(host, quick))
+                    self._q.put(Sampled(host, quick))
                     if quick.gone:
                         return
                 s = sample_domain(
@@ -649,39 +597,14 @@ class JobMonitor:
                     now=time.time(),
                     ask_qemu=ask_qemu,
                 )
-                self._q.put(_Sampled(host, s))
+                self._q.put(Sampled(host, s))
             except libvirt.libvirtError as err:
                 code = err.get_error_code()
                 conn = self._conns[host].conn
-                if conn is not None and not _alive(conn):
+                if conn is not None and not alive(conn):
                     code = libvirt.VIR_ERR_NO_CONNECT
-                self._q.put(_PollFailed(host, uuid, libvirt_reason(err), code))
+                self._q.put(PollFailed(host, uuid, libvirt_reason(err), code))
             finally:
                 slot.worker.poll_pending = False
 
         slot.worker.submit(poll)
-
-
-def _alive(conn: libvirt.virConnect) -> bool:
-    """A keepalive timeout closes the connection; the error code alone does not say so."""
-    try:
-        return bool(conn.isAlive())
-    except libvirt.libvirtError:
-        return False
-
-
-def _one_per_run(jobs: Iterable[Job]) -> list[Job]:
-    """Finished jobs, without the copies of one run that another jobtui process
-    recorded under its own first-sighting time (same name, same end)."""
-    kept: dict[tuple[str, str, str], list[Job]] = {}
-    for job in sorted(jobs, key=lambda j: j.started):
-        runs = kept.setdefault((job.host, job.key.domain_uuid, job.name), [])
-        if any(
-            r.finished is not None
-            and job.finished is not None
-            and abs(r.finished - job.finished) < SAME_RUN_SECONDS
-            for r in runs
-        ):
-            continue
-        runs.append(job)
-    return [j for runs in kept.values() for j in runs]
