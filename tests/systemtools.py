@@ -14,6 +14,7 @@ import libvirt
 
 from jobtui.engine.eventloop import ensure_event_loop
 from jobtui.lab import kvm_usable
+from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
 from jobtui.lab.images import create_chain, create_image
 from jobtui.lab.xmlgen import DiskSpec, copy_dest_xml, domain_xml
 
@@ -115,3 +116,15 @@ async def tui_shows_a_copy_under_the_hosts_name(
             assert name in bar and uri not in bar
     finally:
         monitor.stop()
+
+
+def private_daemon(base: Path, name: str) -> Iterator[PrivateDaemon]:
+    """For a module fixture: `yield from private_daemon(tmp_path_factory.mktemp("d"), "h1")`
+    (a short base: the socket path must fit AF_UNIX's 107 bytes). No QEMU may survive it."""
+    d = PrivateDaemon(base, name, caps_cache=default_caps_cache())
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+    assert not d.qemu_pids(), f"a QEMU of {name}'s tests survived"

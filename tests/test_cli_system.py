@@ -26,10 +26,10 @@ import libvirt
 import pytest
 from labtools import wait_until
 from lxml import etree
-from systemtools import Domains, connection, made_domains
+from systemtools import Domains, connection, made_domains, private_daemon
 
 from jobtui.lab import MiB
-from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
+from jobtui.lab.daemon import PrivateDaemon
 from jobtui.lab.xmlgen import copy_dest_xml, push_backup_xml
 
 pytestmark = pytest.mark.system
@@ -43,14 +43,7 @@ BLOCK_TYPE_NAMES = {1: "block-pull", 2: "block-copy", 3: "block-commit", 4: "blo
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory) -> Iterator[PrivateDaemon]:
-    # mktemp("d"): a short base, the socket path must fit AF_UNIX's 107 bytes.
-    d = PrivateDaemon(tmp_path_factory.mktemp("d"), "h1", caps_cache=default_caps_cache())
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
-    assert not d.qemu_pids(), "a QEMU of the CLI tests survived"
+    yield from private_daemon(tmp_path_factory.mktemp("d"), "h1")
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,13 @@ import libvirt
 import pytest
 from labtools import wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from systemtools import Domains, connection, made_domains
+from systemtools import Domains, connection, made_domains, private_daemon
 from test_cli_system import cli_env, run_cli, start_copy
 
 from jobtui.exporter import RECORD_GRACE, exported_jobs, parse_listen
 from jobtui.inventory import short_name
 from jobtui.lab import MiB
-from jobtui.lab.daemon import PrivateDaemon, default_caps_cache
+from jobtui.lab.daemon import PrivateDaemon
 from jobtui.model import Job, JobKey, JobState, JobType
 
 BYTES = libvirt.VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES
@@ -125,13 +125,7 @@ def state_of(series: Series, domain: str, job: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateDaemon]:
-    d = PrivateDaemon(tmp_path_factory.mktemp("x"), "ex1", caps_cache=default_caps_cache())
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
-    assert not d.qemu_pids(), "a QEMU of the exporter tests survived"
+    yield from private_daemon(tmp_path_factory.mktemp("x"), "ex1")
 
 
 @pytest.fixture(scope="module")
