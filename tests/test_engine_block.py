@@ -156,13 +156,19 @@ def test_push_backup_is_one_job_with_its_disks(lab: Lab, domname: str, monitor: 
         ],
     )
     stream = Stream(monitor)
-    lab.start_backup(dom, ["vda", "vdb"], bandwidth=16 * MiB)
+    targets = lab.start_backup(dom, ["vda", "vdb"], bandwidth=16 * MiB)
 
     def both_disks() -> bool:
         b = monitor.find(domname, "backup")
         return b is not None and set(str(b.config.get("disks", "")).split(",")) == {"vda", "vdb"}
 
     wait_until(both_disks, 15, "both disks folded into the backup")
+    # Where each disk goes, from libvirt's own description of the backup.
+    backup = monitor.find(domname, "backup")
+    assert backup is not None and backup.config["mode"] == "push"
+    assert {d: backup.config.get(f"{d}.target") for d in targets} == {
+        d: str(p) for d, p in targets.items()
+    }
     names = {j.name for j in monitor.jobs(domain=domname)}
     assert names == {"backup"}  # no separate per-disk block jobs
     done = stream.wait_state(domname, "backup", JobState.COMPLETED, 60)

@@ -150,6 +150,17 @@ def test_pull_backup_ended_by_abort_is_completed_as_libvirt_counts_it(
     sock = lab.start_pull_backup(dom, ["vda"])
     job = stream.wait_state(domname, "backup", JobState.RUNNING, 10)
     assert sock.exists()  # the NBD export a backup client would read
+    # Where a backup client connects, from libvirt's own description of the backup.
+    job = wait_until(
+        lambda: (b := monitor.find(domname, "backup")) and b.config.get("server") and b,
+        10,
+        "the backup's description",
+    )
+    assert (job.config["mode"], job.config["server"], job.config["disks"]) == (
+        "pull",
+        str(sock),
+        "vda",
+    )
     monitor.control(job.key, ControlOp.ABORT)
     end = stream.wait_state(domname, "backup", JobState.COMPLETED, 20)
     kept = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)

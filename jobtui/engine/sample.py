@@ -14,6 +14,7 @@ from typing import Any
 import libvirt
 from lxml import etree
 
+from jobtui.engine.backup_desc import BackupDesc, read_backup
 from jobtui.engine.qemu_jobs import QemuJob, query_qemu_jobs
 from jobtui.engine.rate import UNCERTAIN_CALL
 from jobtui.model import JobType
@@ -125,6 +126,8 @@ class DomainSample:
     domain_id: int = -1  # libvirt's id of the running domain: it changes with every start
     # QEMU's own jobs (query-jobs + query-block-jobs), with the QEMU-monitor opt-in only.
     qemu_jobs: tuple[QemuJob, ...] | None = None
+    # A running backup's own description (disks, targets, mode); None when none runs.
+    backup: BackupDesc | None = None
 
     @property
     def certain(self) -> bool:
@@ -209,6 +212,7 @@ def sample_domain(
     incoming = False
     max_speed: int | None = None
     qemu_jobs = None
+    backup: BackupDesc | None = None
     # A domain starting up may be loading a restore, which holds its job: jobStats and
     # blockJobInfo would wait until the restore ends (docs/call-waits.md). A starting
     # domain runs no job libvirt could report anyway.
@@ -232,6 +236,9 @@ def sample_domain(
         if job_stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
             counter.hit("migrateGetMaxSpeed")
             max_speed = _max_speed(dom, quick.reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
+        if job_stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+            counter.hit("backupGetXMLDesc")
+            backup = read_backup(dom)
         if incoming:
             # A migration's destination: blockJobInfo would wait for the whole
             # incoming migration (docs/call-waits.md). It runs no block job.
@@ -276,6 +283,7 @@ def sample_domain(
         longest_call=longest,
         domain_id=quick.domain_id,
         qemu_jobs=qemu_jobs,
+        backup=backup,
     )
 
 

@@ -124,12 +124,10 @@ class BlockJobs(Limbo):
         bw = int(info.get("bandwidth", 0))
         if bw:
             stats[f"{disk}.bandwidth"] = bw
-        config = dict(t.job.config)
-        disks = [x for x in str(config.get("disks", "")).split(",") if x]
-        if disk not in disks:
-            disks.append(disk)
-            config["disks"] = ",".join(disks)
-        changes: dict[str, Any] = {"stats": FrozenMap(stats), "config": FrozenMap(config)}
+        changes: dict[str, Any] = {
+            "stats": FrozenMap(stats),
+            "config": _with_disk(t.job.config, disk),
+        }
         if bw and t.job.type is JobType.BACKUP:
             changes["bandwidth"] = bw
         self._update(t, at, **changes)
@@ -149,7 +147,10 @@ class BlockJobs(Limbo):
             if domain_job is not None:
                 stats = dict(domain_job.job.stats)
                 stats[f"{e.disk}.result"] = str(state)
-                self._update(domain_job, e.time, stats=FrozenMap(stats))
+                config = domain_job.job.config
+                if typ is JobType.BACKUP:
+                    config = _with_disk(config, e.disk)
+                self._update(domain_job, e.time, stats=FrozenMap(stats), config=config)
             return
         name = block_job_name(typ, e.disk)
         t = self.active.get(TrackId(e.host, e.uuid, name))
@@ -200,3 +201,11 @@ class BlockJobs(Limbo):
             msg = "pivoted: the disk now uses the base it was committed into"
         cur = t.job.end if state is JobState.COMPLETED and t.job.end else t.job.current
         self._set_state(t, state, e.time, message=msg, current=cur)
+
+
+def _with_disk(config: FrozenMap, disk: str) -> FrozenMap:
+    """`config` whose comma-separated `disks` includes `disk` (a backup's, a migration's)."""
+    disks = [x for x in str(config.get("disks", "")).split(",") if x]
+    if disk in disks:
+        return config
+    return FrozenMap({**config, "disks": ",".join([*disks, disk])})

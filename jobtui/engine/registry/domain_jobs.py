@@ -163,6 +163,9 @@ class DomainJobs(Migrations):
         if typ is JobType.MIGRATION_OUT:
             bandwidth = s.max_speed
             self._convergence(t, stats, s.taken)
+        config = t.job.config
+        if typ is JobType.BACKUP and s.backup is not None:
+            config = FrozenMap({**t.job.config, **s.backup.config()})
         self._update(
             t,
             s.taken,
@@ -172,6 +175,7 @@ class DomainJobs(Migrations):
             current=cur,
             end=end,
             bandwidth=bandwidth,
+            config=config,
         )
         if typ is JobType.MIGRATION_OUT:
             self._check_stall(t, s.taken)
