@@ -391,6 +391,11 @@ def private_daemon(base: Path) -> Iterator[PrivateDaemon]:
         d.stop()
 
 
+def _compile() -> None:
+    """Bytecode as an installed package has it: a launch must not pay for compiling."""
+    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "jobtui")], check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=14, help="copies for event -> screen")
@@ -403,6 +408,7 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     if not shutil.which("tmux") or not shutil.which("virsh"):
         raise SystemExit("needs tmux and virsh")
+    _compile()
     base = Path(tempfile.mkdtemp(prefix="jtb-", dir="/tmp"))
     try:
         if not only or only & {"events", "fifty"}:

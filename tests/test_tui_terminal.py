@@ -77,3 +77,32 @@ def test_sighup_restores_the_terminal_and_exits(tmp_path: Path) -> None:
         assert b"Traceback" not in term.screen
     finally:
         term.close()
+
+
+def test_output_to_a_terminal_gone_never_blocks_the_app() -> None:
+    """A dropped SSH session fails every write with EIO. Textual's output thread died on
+    the first one, and the app's next 30 writes (its own shutdown among them) filled
+    its queue and blocked for ever: the process never ended."""
+    from textual.drivers._writer_thread import WriterThread
+
+    import jobtui.tui.app  # noqa: F401 - applies jobtui.tui.textual_fixes
+
+    class Gone:
+        def write(self, text: str) -> int:
+            raise OSError(5, "Input/output error")
+
+        def flush(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    writer = WriterThread(Gone())  # type: ignore[arg-type]
+    writer.start()
+    done = threading.Event()
+
+    def shut_down() -> None:
+        for i in range(100):  # frames drawn after the hangup, then the restore
+            writer.write(f"\x1b[{i}H")
+        writer.stop()
+        done.set()
+
+    threading.Thread(target=shut_down, daemon=True).start()
+    assert done.wait(10), "the app's writes blocked on a dead output thread"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import threading
 import time
 from collections import deque
@@ -45,7 +46,7 @@ from jobtui.model import (
 )
 from jobtui.source import JobSource
 from jobtui.support import Options, refusal
-from jobtui.tui import keymap
+from jobtui.tui import keymap, textual_fixes
 from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
 from jobtui.tui.config import Config, default_config_path, load_config, save_theme
 from jobtui.tui.format import short_host
@@ -65,6 +66,8 @@ from jobtui.tui.widgets.footer import KeyFooter
 from jobtui.tui.widgets.host_bar import HostBar
 from jobtui.tui.widgets.job_table import MOVING, JobTable, row_cells, sort_value
 from jobtui.tui.widgets.status_line import StatusLine
+
+textual_fixes.apply()
 
 # Below this many columns the tree folds away (80×24 must work); the table itself
 # drops optional columns to fit whatever width it gets.
@@ -110,13 +113,22 @@ class JobTUI(App[None]):
         on_flush: Callable[[FlushReport], None] | None = None,
         host_names: Mapping[str, str] | None = None,
         config_path: Path | None = None,
+        freeze_gc: bool = False,
+        start_source: bool = False,
     ) -> None:
         """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local).
 
         `coalesce`: while events keep coming, paint at most once per this many seconds
         (an event that finds the screen idle for that long is painted at once).
+        `freeze_gc`: once the first frame is up, exempt everything made so far from the
+        garbage collector (a process-wide setting: for the real TUI, not for tests).
+        `start_source`: the app starts `source` once its first frame is up (see on_ready);
+        `source_started` says whether it did.
         """
         super().__init__()
+        self._freeze_gc = freeze_gc
+        self._start_source = start_source
+        self.source_started = False
         # host_names (URI → name, from hosts.toml) reach every view as Host.hostname.
         self.source = NamedHosts(source, host_names) if host_names else source
         self._force_readonly = readonly
@@ -220,6 +232,20 @@ class JobTUI(App[None]):
         self.set_interval(1.0, self._apply_batch)
         self._apply_width(self.size.width)
         self._load(self._store.seq)
+
+    def on_ready(self) -> None:
+        if self._start_source and not self.source_started:
+            # Started earlier, the engine's threads (connecting, listing, first looks at
+            # every domain) took the interpreter from the first frame: 0.83 s to it with
+            # 50 domains, 0.45 s when the engine starts here. start() only starts threads.
+            self.source.start()
+            self.source_started = True
+        if self._freeze_gc:
+            # Textual, libvirt and the first frame leave ~10^5 long-lived objects that
+            # every full collection scanned again: 30-90 ms pauses every few seconds,
+            # the slowest event -> screen times (docs/performance.md). Frozen, a full
+            # collection scans only what came later.
+            gc.freeze()
 
     def _apply_theme(self, name: str | None) -> None:
         if name is None:
@@ -885,7 +911,8 @@ def run_tui(
     host_names: Mapping[str, str] | None = None,
     config_path: Path | None = None,
 ) -> None:
-    """Start `source`, run the TUI until the user quits, then stop `source`.
+    """Run the TUI until the user quits, starting `source` once the first frame is up,
+    then stop `source`.
 
     The TUI owns the source's lifecycle: hand it one that is not started yet.
     `keymap_path` defaults to ~/.config/jobtui/keymap.toml (a missing file is fine).
@@ -896,11 +923,12 @@ def run_tui(
         keymap_path=keymap_path if keymap_path is not None else keymap.default_keymap_path(),
         host_names=host_names,
         config_path=config_path if config_path is not None else default_config_path(),
+        freeze_gc=True,
+        start_source=True,  # hosts show as connecting until it answers
     )
-    # start() returns without waiting for libvirt; hosts show as connecting meanwhile.
-    source.start()
     try:
         with exit_on_hangup(app):  # a closed terminal or kill -HUP: restore it, then exit
             app.run()
     finally:
-        source.stop()
+        if app.source_started:
+            source.stop()
