@@ -522,22 +522,38 @@ async def test_domain_turning_unresponsive_shows_in_the_tree():
         assert labels == ["web1 ⚠ unresponsive"]
 
 
-def test_run_tui_starts_the_source_runs_the_app_then_stops_it(monkeypatch):
+def test_run_tui_starts_the_source_once_the_first_frame_is_up_then_stops_it(monkeypatch):
     from jobtui.tui import app as app_module
 
     src = recorded.empty()
     seen = {}
 
     def fake_run(self: JobTUI) -> None:
-        seen["started"] = src.started
+        seen["before ready"] = src.started
+        self.on_ready()  # Textual's Ready: the first frame is on screen
+        seen["after ready"] = src.started
         seen["keymap"] = self._keymap_path
         raise KeyboardInterrupt  # even when the app dies, the source is stopped
 
     monkeypatch.setattr(JobTUI, "run", fake_run)
+    frozen = []
+    monkeypatch.setattr(app_module.gc, "freeze", lambda: frozen.append(True))
     with pytest.raises(KeyboardInterrupt):
         app_module.run_tui(src)
-    assert seen["started"] is True and src.started is False
+    assert frozen == [True]  # the real TUI's long-lived objects leave the collector's scans
+    assert (seen["before ready"], seen["after ready"], src.started) == (False, True, False)
     assert seen["keymap"].name == "keymap.toml"
+
+
+def test_run_tui_quit_before_the_first_frame_never_starts_the_source(monkeypatch):
+    from jobtui.tui import app as app_module
+
+    src = recorded.empty()
+    stops = []
+    monkeypatch.setattr(src, "stop", lambda: stops.append(True))
+    monkeypatch.setattr(JobTUI, "run", lambda self: None)
+    app_module.run_tui(src)
+    assert (src.started, stops) == (False, [])
 
 
 async def test_c_asks_then_switches_a_migration_to_postcopy() -> None:

@@ -150,3 +150,35 @@ async def test_table_follows_a_job_from_a_second_connection(lab: Lab, domname: s
             pilot, lambda: str(table.get_cell(str(key), "progress")) != first, 15, "progress"
         )
     lab.conn.lookupByName(domname).blockJobAbort("vda", 0)
+
+
+async def test_odd_names_reach_the_dialogs_as_written(lab: Lab, domname: str, engine) -> None:
+    """Names and paths are text, never markup: `[x]` must not vanish, `[/]` not crash."""
+    odd = f"{domname} [x] [b]y"
+    where = lab.images / "odd[" / "]dest"
+    where.mkdir(parents=True)
+    dom = lab.domain(odd, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 64))])
+    dest = where / "copy.qcow2"
+    lab.start_copy(dom, "vda", bandwidth=1 * MiB, dest=dest)
+    app = JobTUI(engine())
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await select_job(app, pilot, odd, "copy-vda", JobState.RUNNING)
+            await pilot.press("a")
+            await pilot.pause(0.3)
+            shown = [str(label.render()) for label in app.screen.query("Label")]
+            assert f"Abort copy-vda on {odd}?" in shown
+            assert any(str(dest) in text for text in shown), shown
+            await pilot.press("n")
+            await pilot.pause(0.3)
+            await pilot.press("b")
+            await pilot.pause(0.3)
+            shown = [str(label.render()) for label in app.screen.query("Label")]
+            assert f"Bandwidth for copy-vda on {odd}" in shown
+            await pilot.press("escape")
+            await pilot.pause(0.3)
+            app.notify(f"{odd} at {dest}")  # what an alert or a refusal would carry
+            await pilot.pause(0.3)
+        assert dom.blockJobInfo("vda", 0)  # "n" and Escape changed nothing
+    finally:
+        lab.remove(odd)

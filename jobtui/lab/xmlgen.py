@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def domain_xml(
     )
     return (
         f"<domain type='{'kvm' if kvm else 'qemu'}'>"
-        f"<name>{name}</name>"
+        f"<name>{escape(name)}</name>"
         f"<memory unit='MiB'>{memory_mib}</memory><vcpu>1</vcpu>"
         f"{os_part}"
         "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>"

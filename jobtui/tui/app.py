@@ -233,6 +233,19 @@ class JobTUI(App[None]):
         self._apply_width(self.size.width)
         self._load(self._store.seq)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, plain text by default: messages carry domain names, paths and
+        libvirt's errors, where `[x]` would vanish and `[/]` would crash the app."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def on_ready(self) -> None:
         if self._start_source and not self.source_started:
             # Started earlier, the engine's threads (connecting, listing, first looks at

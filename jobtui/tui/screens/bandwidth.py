@@ -26,10 +26,10 @@ class BandwidthScreen(ModalScreen[int | None]):
         job = self._job
         now = human_rate(job.bandwidth) if job.bandwidth else "unlimited or unknown"
         with Vertical(id="dialog"):
-            yield Label(f"Bandwidth for {job.name} on {job.domain}", id="question")
-            yield Label(f"now: {now}", id="consequence")
+            yield Label(f"Bandwidth for {job.name} on {job.domain}", id="question", markup=False)
+            yield Label(f"now: {now}", id="consequence", markup=False)
             yield Input(placeholder="32M, 32MiB/s, 1048576 (bytes/s), 0 = unlimited", id="value")
-            yield Label("", id="error")
+            yield Label("", id="error", markup=False)
             yield Label("Enter sets it · Esc cancels", id="hint")
 
     def on_mount(self) -> None:

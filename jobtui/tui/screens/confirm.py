@@ -81,8 +81,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._question, id="question")
-            yield Label(self._consequence, id="consequence")
+            yield Label(self._question, id="question", markup=False)
+            yield Label(self._consequence, id="consequence", markup=False)
             with Horizontal(id="buttons"):
                 yield Button("Yes (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no", variant="primary")

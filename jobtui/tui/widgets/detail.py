@@ -90,7 +90,9 @@ class FieldGrid:
     """
 
     def __init__(self, rows: list[tuple[str, RenderableType]], hints: list[str], pal: Palette):
-        self.rows = rows
+        # A str cell of a Rich table is read as markup: a path or a libvirt error with
+        # `[x]` in it would lose it, and one with `[/]` would crash the app.
+        self.rows = [(k, Text(v) if isinstance(v, str) else v) for k, v in rows]
         self.hints = hints
         self.pal = pal
 
@@ -105,13 +107,13 @@ class FieldGrid:
         for i in range(0, len(short), per_line):
             cells: list[RenderableType] = []
             for k, v in short[i : i + per_line]:
-                cells += [k, v]
+                cells += [Text(k), v]
             pairs.add_row(*cells)
         wide = Table.grid(padding=(0, 1), expand=True)
         wide.add_column(style=self.pal.muted, no_wrap=True, min_width=9)
         wide.add_column(overflow="fold", ratio=1)
         for k, v in long:
-            wide.add_row(k, v)
+            wide.add_row(Text(k), v)
         for hint in self.hints:
             wide.add_row("not now", Text(hint, style=self.pal.muted))
         yield pairs
