@@ -284,3 +284,15 @@ def test_human_rate() -> None:
     assert human_rate(512) == "512 B/s"
     assert human_rate(1536) == "1.5 KiB/s"
     assert human_rate(32 * MiB) == "32.0 MiB/s"
+
+
+def test_a_driver_without_the_job_api_is_named_not_waited_for(tmp_path) -> None:
+    """libvirt's test driver implements no job API: the listing says so at once rather
+    than waiting out --wait for a domain that can never answer, and exiting 3."""
+    proc = jobtui("list", "-c", "test:///default", "--wait", "45", "--history", str(tmp_path / "h"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == (
+        "jobtui: warning: test:///default: this driver has no job API: this function is not "
+        "supported by the connection driver: virDomainGetJobStats"
+    )
+    assert "Domain" in proc.stdout

@@ -72,6 +72,8 @@ def check_hosts(monitor: JobMonitor, wait: float) -> None:
             problems.append(f"cannot connect to {h.uri}: {h.error or 'no reason given'}")
         elif h.state is HostState.CONNECTING:
             problems.append(f"cannot connect to {h.uri}: no answer within {wait:g} s")
+        elif h.error:
+            print(f"jobtui: warning: {h.uri}: {h.error}", file=sys.stderr)
     if problems:
         raise CliError(CONNECTION, "; ".join(problems))
 

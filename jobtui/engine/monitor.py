@@ -469,6 +469,13 @@ class JobMonitor:
             return
         if f.code == libvirt.VIR_ERR_OPERATION_TIMEOUT:
             self._reg.set_responsive(f.host, f.uuid, False)
+        if f.code == libvirt.VIR_ERR_NO_SUPPORT:
+            # A driver without libvirt's job API (test:///, lxc:///): the domain has
+            # answered all it can, and the host says why no job will ever show.
+            slot = self._slots.get((f.host, f.uuid))
+            if slot is not None:
+                slot.polled_once.set()
+            self._set_host(f.host, HostState.CONNECTED, f"this driver has no job API: {f.reason}")
 
     def _drop_slot(self, host: str, uuid: str) -> None:
         slot = self._slots.pop((host, uuid), None)
