@@ -306,3 +306,14 @@ def test_filter_words_narrow_together() -> None:
               JobState.READY)  # fmt: skip
     assert matches(job, "web1 copy") and matches(job, "READY") and matches(job, "")
     assert not matches(job, "web1 pull") and not matches(job, "db1 copy")
+
+
+def test_a_connected_host_that_cannot_show_jobs_says_why() -> None:
+    from jobtui.model import Host, HostState
+    from jobtui.tui.widgets.domain_tree import host_label
+
+    why = "this driver has no job API: this function is not supported by the connection driver"
+    assert host_label(Host("test:///default", HostState.CONNECTED, error=why)).plain.endswith(
+        "● test:default ⚠ this driver has no job API"
+    )
+    assert "⚠" not in host_label(Host("test:///default", HostState.CONNECTED)).plain

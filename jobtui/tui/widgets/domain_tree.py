@@ -80,6 +80,10 @@ def host_label(host: Host, pal: Palette = COLOR) -> Text:
     if host.state is not HostState.CONNECTED:
         text.append(" ")
         text.append(str(host.state), style=style)
+    elif host.error:
+        # Connected, yet something keeps jobs from showing (a driver with no job API):
+        # its gist here, the whole of libvirt's words in the host's detail.
+        text.append(f" ⚠ {host.error.split(':', 1)[0]}", style=pal.warn)
     if host.readonly:
         text.append(" (read-only)", style=pal.muted)
     return text
