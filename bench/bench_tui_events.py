@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobtui import recorded  # noqa: E402
 from jobtui.model import JobKey, JobState  # noqa: E402
-from jobtui.tui.app import FlushReport, JobTUI  # noqa: E402
+from jobtui.tui.app import JobTUI
+from jobtui.tui.view import FlushReport  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

@@ -16,7 +16,8 @@ from typing import Any
 from jobtui import recorded
 from jobtui.model import JobKey
 from jobtui.recorded import RecordedSource
-from jobtui.tui.app import FlushReport, JobTUI
+from jobtui.tui.app import JobTUI
+from jobtui.tui.view import FlushReport
 from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.job_table import JobTable
 

@@ -6,6 +6,7 @@ about libvirt (the recorded source is canned data).
 
 from __future__ import annotations
 
+import gc
 import threading
 from datetime import UTC
 from pathlib import Path
@@ -537,7 +538,7 @@ def test_run_tui_starts_the_source_once_the_first_frame_is_up_then_stops_it(monk
 
     monkeypatch.setattr(JobTUI, "run", fake_run)
     frozen = []
-    monkeypatch.setattr(app_module.gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
     with pytest.raises(KeyboardInterrupt):
         app_module.run_tui(src)
     assert frozen == [True]  # the real TUI's long-lived objects leave the collector's scans

@@ -1,0 +1,700 @@
+"""The TUI's view of a `JobSource`: layout, the engine → screen path, selection.
+
+Data flows one way. The engine's callbacks (on its threads) only queue the
+immutable event and wake the app (one wake-up message for however many events
+are queued); the app folds the queued events into its `JobStore` and paints at
+once when the screen is idle, or at most once per `coalesce` seconds while
+events keep coming (a storm). Everything that may block on the engine (the job
+list, control, job XML) runs in a thread worker that answers with a typed
+message. The event loop never waits on libvirt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from pathlib import Path
+
+from textual import events, on, work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Tree
+
+from jobtui.inventory import NamedHosts
+from jobtui.model import (
+    ControlOp,
+    EngineEvent,
+    HostChanged,
+    HostState,
+    Job,
+    JobKey,
+    JobState,
+)
+from jobtui.source import JobSource
+from jobtui.support import Options, refusal
+from jobtui.tui import keymap, textual_fixes
+from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
+from jobtui.tui.config import Config, load_config, save_theme
+from jobtui.tui.format import short_host
+from jobtui.tui.messages import EngineEventsPending, SnapshotLoaded, XmlLoaded
+from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
+from jobtui.tui.styles import palette
+from jobtui.tui.widgets.detail import DetailPane
+from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
+from jobtui.tui.widgets.event_log import EventLog, log_line
+from jobtui.tui.widgets.footer import KeyFooter
+from jobtui.tui.widgets.host_bar import HostBar
+from jobtui.tui.widgets.job_table import MOVING, JobTable, row_cells, sort_value
+from jobtui.tui.widgets.status_line import StatusLine
+
+textual_fixes.apply()
+
+# Below this many columns the tree folds away (80×24 must work); the table itself
+# drops optional columns to fit whatever width it gets.
+NARROW = 100
+
+# action → the control op it runs; pause_resume picks its op from the job's state.
+CONTROL_ACTIONS: dict[str, ControlOp | None] = {
+    "abort": ControlOp.ABORT,
+    "finalize": ControlOp.FINALIZE,
+    "pause_resume": None,
+    "dismiss": ControlOp.DISMISS,
+    "bandwidth": ControlOp.SET_SPEED,
+    "postcopy": ControlOp.POSTCOPY,
+}
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What one repaint changed: for benchmarks and tests (`JobTUI(on_flush=...)`)."""
+
+    touched: frozenset[JobKey]  # jobs whose row was added, updated or removed
+    at: float  # time.perf_counter() when the table had been updated
+    took: float  # seconds spent applying this batch (table, tree, detail, log)
+
+
+class JobView(App[None]):
+    """Everything but the keys' actions (jobtui.tui.app.JobTUI): what is shown, and
+    which keys apply to it."""
+
+    def __init__(
+        self,
+        source: JobSource,
+        *,
+        readonly: bool = False,
+        keymap_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        tz: tzinfo | None = None,
+        coalesce: float = 0.04,
+        on_flush: Callable[[FlushReport], None] | None = None,
+        host_names: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
+        freeze_gc: bool = False,
+        start_source: bool = False,
+    ) -> None:
+        """`clock` stamps rate samples and elapsed times; `tz` the event log (None: local).
+
+        `coalesce`: while events keep coming, paint at most once per this many seconds
+        (an event that finds the screen idle for that long is painted at once).
+        `freeze_gc`: once the first frame is up, exempt everything made so far from the
+        garbage collector (a process-wide setting: for the real TUI, not for tests).
+        `start_source`: the app starts `source` once its first frame is up (see on_ready);
+        `source_started` says whether it did.
+        """
+        super().__init__()
+        self._freeze_gc = freeze_gc
+        self._start_source = start_source
+        self.source_started = False
+        # host_names (URI → name, from hosts.toml) reach every view as Host.hostname.
+        self.source = NamedHosts(source, host_names) if host_names else source
+        self._force_readonly = readonly
+        self._keymap_path = keymap_path
+        self._config_path = config_path
+        self.config = Config()
+        self._kept_theme = ""  # the theme the config file holds (or the default)
+        # What needs an operator (failed, stalled, orphaned, long at READY): notified once.
+        self._watcher = Watcher(self.config.attention)
+        self._baselined = False
+        # Where the bell and desktop-notification escapes go (tests record them here).
+        self.terminal_write: Callable[[str], None] = self._write_to_terminal
+        self._user_keymap: dict[str, str] = {}
+        self._clock = clock
+        self._tz = tz
+        self._coalesce = coalesce
+        self._on_flush = on_flush
+        # Engine threads append here; the UI drains it. One wake-up message is in flight
+        # at most, however many events are queued behind it.
+        self._inbox: deque[tuple[EngineEvent, float]] = deque()
+        self._inbox_lock = threading.Lock()
+        self._wake_posted = False
+        self._last_paint = float("-inf")  # time.monotonic() of the last applied batch
+        self._paint_timer: Timer | None = None
+        self._visible_keys: list[JobKey] | None = None  # jobs with a row, in display order
+        self._store = JobStore()
+        self._scope: Scope = ALL
+        self._filter = ""
+        self._show_finished = True
+        self._tree_shown: bool | None = None  # None: follow the terminal width
+        # The table's order: a column key (None: the default, active first) and direction.
+        self._sort: tuple[str | None, bool] = (None, False)
+        self._narrow = False
+        self._xml_mode = False
+        self._xml_loading = False
+        self._xml_stale = False
+        self._view_dirty = True
+        self._last_second: int | None = None
+        self._selected: tuple[JobKey | None, JobState | None] = (None, None)
+        self._pending_select: JobKey | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loaded = asyncio.Event()
+
+    # --- public ----------------------------------------------------------------------------
+
+    @property
+    def options(self) -> Options:
+        opts = self.source.options
+        return replace(opts, readonly=True) if self._force_readonly else opts
+
+    @property
+    def selected_job(self) -> Job | None:
+        try:
+            key = self.query_one(JobTable).selected_key
+        except NoMatches:  # bindings are checked while the screen is still being built
+            return None
+        return self._store.jobs.get(key) if key is not None else None
+
+    async def wait_until_loaded(self) -> None:
+        """Until the first job list is on screen."""
+        await self._loaded.wait()
+
+    def flush_updates(self) -> None:
+        """Apply every engine event handed over so far, now, and redraw what moves with
+        the clock as of now (a test's or a screenshot's moment, whatever ticked before)."""
+        self._drain()
+        self._last_second = None
+        self._apply_batch()
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HostBar(id="host-bar")
+        with Horizontal(id="body"):
+            yield DomainTree(id="tree")
+            with Vertical(id="main"):
+                yield Input(placeholder="filter: domain, job, type, state, host", id="filter")
+                yield JobTable(id="jobs")
+                yield DetailPane(id="detail")
+        yield EventLog(id="event-log")
+        yield StatusLine(id="status")
+        yield KeyFooter(compact=True)
+
+    def on_mount(self) -> None:
+        if self._keymap_path is not None:
+            self._user_keymap, problems = keymap.load_keymap(self._keymap_path)
+            self.set_keymap(self._user_keymap)
+            for problem in problems:
+                self.notify(problem, title="keymap", severity="warning", timeout=10)
+        if self._config_path is not None:
+            self.config, bad = load_config(self._config_path)
+            self._watcher.config = self.config.attention
+            if bad:
+                self.notify(bad, title="config", severity="warning", timeout=10)
+            self._apply_theme(self.config.theme)
+            self._kept_theme = self.theme
+            self.theme_changed_signal.subscribe(self, self._keep_theme)
+        self._unsubscribe = self.source.subscribe(self._hand_off)
+        # Elapsed times and ETAs move with the clock, not only with events. A tick
+        # that finds nothing changed on screen paints nothing.
+        self.set_interval(1.0, self._apply_batch)
+        self._apply_width(self.size.width)
+        self._load(self._store.seq)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, plain text by default: messages carry domain names, paths and
+        libvirt's errors, where `[x]` would vanish and `[/]` would crash the app."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def on_ready(self) -> None:
+        if self._start_source and not self.source_started:
+            # Started earlier, the engine's threads (connecting, listing, first looks at
+            # every domain) took the interpreter from the first frame: 0.83 s to it with
+            # 50 domains, 0.45 s when the engine starts here. start() only starts threads.
+            self.source.start()
+            self.source_started = True
+        if self._freeze_gc:
+            # Textual, libvirt and the first frame leave ~10^5 long-lived objects that
+            # every full collection scanned again: 30-90 ms pauses every few seconds,
+            # the slowest event -> screen times (docs/performance.md). Frozen, a full
+            # collection scans only what came later.
+            gc.freeze()
+
+    def _apply_theme(self, name: str | None) -> None:
+        if name is None:
+            return
+        if name in self.available_themes:
+            self.theme = name
+        else:
+            self.notify(
+                f"unknown theme {name!r}: ctrl+p → Theme lists them",
+                title="config",
+                severity="warning",
+                timeout=10,
+            )
+
+    def _keep_theme(self, theme: Theme) -> None:
+        """A theme chosen in the palette is kept in the config file for the next start."""
+        if self._config_path is None or theme.name == self._kept_theme:
+            return
+        self._kept_theme = theme.name
+        problem = save_theme(self._config_path, theme.name)
+        if problem:
+            self.notify(problem, title="theme", severity="warning", timeout=10)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self._narrow = width < NARROW
+        self._apply_tree_visibility()
+
+    def _apply_tree_visibility(self) -> None:
+        tree = self.query_one(DomainTree)
+        shown = self._tree_shown if self._tree_shown is not None else not self._narrow
+        tree.display = shown
+        if not shown and tree.has_focus:
+            self.query_one(JobTable).focus()
+
+    # --- engine → UI -----------------------------------------------------------------------
+
+    def _hand_off(self, event: EngineEvent) -> None:
+        # Runs on an engine thread: stamp, queue, and wake the UI if no wake-up is on
+        # its way already (post_message is thread-safe). Nothing else.
+        item = (event, self._clock())
+        with self._inbox_lock:
+            self._inbox.append(item)
+            if self._wake_posted:
+                return
+            self._wake_posted = True
+        self.post_message(EngineEventsPending())
+
+    def on_engine_events_pending(self, message: EngineEventsPending) -> None:
+        self._drain()
+        wait = self._last_paint + self._coalesce - time.monotonic()
+        if wait <= 0:
+            # The screen has been idle: this event is the news, paint it now.
+            self._apply_batch()
+        elif self._paint_timer is None:
+            # Events keep coming: one paint when the window closes takes them all.
+            self._paint_timer = self.set_timer(wait, self._coalesced_paint)
+
+    def _coalesced_paint(self) -> None:
+        self._paint_timer = None
+        self._drain()
+        self._apply_batch()
+
+    def _drain(self) -> None:
+        """Fold every queued engine event into the store (cheap: dict writes)."""
+        with self._inbox_lock:
+            items = list(self._inbox)
+            self._inbox.clear()
+            self._wake_posted = False
+        for event, at in items:
+            if isinstance(event, HostChanged):
+                before = self._store.hosts.get(event.host.uri)
+                if (
+                    event.host.state is HostState.CONNECTED
+                    and before is not None
+                    and before.state is not HostState.CONNECTED
+                ):
+                    # Back from a lost connection: rebuild from a fresh list (keyed rows).
+                    self._load(self._store.seq)
+            self._store.apply(event, at)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load(self, since_seq: int) -> None:
+        try:
+            hosts = self.source.hosts()
+            domains = self.source.domains()
+            jobs = self.source.jobs()
+        except Exception as err:  # noqa: BLE001 - any engine failure is shown, never fatal
+            self.post_message(SnapshotLoaded([], [], [], since_seq, error=str(err) or repr(err)))
+            return
+        self.post_message(SnapshotLoaded(hosts, domains, jobs, since_seq))
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        if message.error:
+            self.notify(message.error, title="cannot list jobs", severity="error")
+        else:
+            self._store.load(
+                message.hosts,
+                message.domains,
+                message.jobs,
+                at=self._clock(),
+                since_seq=message.since_seq,
+            )
+            if not self._baselined:
+                # What jobs already are when the TUI starts is not news.
+                self._baselined = True
+                self._watcher.baseline(self._store.jobs.values(), self._clock())
+        self._view_dirty = True
+        self._apply_batch()
+        self._loaded.set()
+
+    # --- one paint for whatever changed ----------------------------------------------------
+
+    def _visible(self, job: Job) -> bool:
+        return (
+            job in self._scope
+            and (self._show_finished or job.state.active)
+            and matches(job, self._filter)
+        )
+
+    def _apply_batch(self) -> None:
+        try:
+            self._apply_batch_now()
+        except NoMatches:
+            # The timer fired while the screen is being torn down (quitting): the
+            # widgets are gone and nothing is left to update.
+            return
+
+    def _apply_batch_now(self) -> None:
+        started = time.perf_counter()
+        changes = self._store.take()
+        now = self._clock()
+        second = int(now)
+        new_second = second != self._last_second
+        self._last_second = second
+        if not changes and not new_second and not self._view_dirty:
+            return
+        if changes:
+            # Clock ticks do not count: only engine news opens a coalescing window.
+            self._last_paint = time.monotonic()
+        store = self._store
+        table = self.query_one(JobTable)
+
+        column, descending = self._sort
+        if (
+            self._visible_keys is None
+            or changes.structure
+            or changes.moved
+            or self._view_dirty
+            or (changes.states and self._filter)
+            or (column is not None and changes.jobs)
+            or (column in MOVING and new_second)
+        ):
+            # Which jobs have a row changes only with these; a progress storm reuses it
+            # (unless the rows are sorted by a figure it moves).
+            visible = sorted(
+                (j for j in store.jobs.values() if self._visible(j)),
+                key=self._row_order(now),
+                reverse=descending,
+            )
+            self._visible_keys = [j.key for j in visible]
+        jobs = store.jobs
+        shown = table.shown
+        # Elapsed and ETA of active jobs move with the clock, not only with events: the
+        # tick redraws the rows in view (with 2000 jobs, all of them would take 100 ms).
+        clocked = table.keys_in_view() if new_second else set()
+        render = []
+        for key in self._visible_keys:
+            job = jobs[key]
+            ticks = new_second and job.state.active and (job.stale or key in clocked)
+            if key not in shown or key in changes.jobs or ticks:
+                # A stale row's age moves every second, wherever the row is.
+                render.append(job)
+        pal = palette(self.no_color)
+        cells = {j.key: row_cells(j, store.rates[j.key].rate, now, pal) for j in render}
+        touched = table.sync(self._visible_keys, cells)
+        if self._pending_select is not None and table.select(self._pending_select):
+            self._pending_select = None
+
+        if (
+            changes.structure
+            or changes.moved
+            or self._view_dirty
+            or (changes.states and self._filter)
+        ):
+            self._sync_tree()
+        elif changes.states:
+            # Only labels changed (running ↔ paused, ready): no node comes, goes or moves.
+            pal = palette(self.no_color)
+            self.query_one(DomainTree).relabel([store.jobs[k] for k in changes.states], pal)
+        if changes.hosts or changes.structure or changes.moved or self._view_dirty:
+            # Counts of active and finished jobs: a running ↔ paused flip leaves them.
+            self._sync_status()
+        if changes.transitions:
+            log = self.query_one(EventLog)
+            for t in changes.transitions:
+                host = store.hosts.get(t.key.host)
+                name = short_host(t.key.host, host.hostname if host is not None else "")
+                log.write(log_line(t, name, self._tz, pal))
+        # Only an active job's figures (elapsed) move with the clock alone.
+        selected = self.selected_job
+        ticking = new_second and selected is not None and selected.state.active
+        self._sync_detail(changed=changes.jobs, force=ticking or self._view_dirty)
+        self._view_dirty = False
+        self._attend(changes, now, new_second)
+        if self._on_flush is not None:
+            done = time.perf_counter()
+            self._on_flush(FlushReport(frozenset(touched), done, done - started))
+
+    def _row_order(self, now: float) -> Callable[[Job], tuple[object, ...]]:
+        column = self._sort[0]
+        if column is None:
+            return sort_key
+        rates = self._store.rates
+        return lambda j: sort_value(column, j, rates[j.key].rate, now)
+
+    def _set_sort(self, column: str | None, descending: bool) -> None:
+        self._sort = (column, descending)
+        self.query_one(JobTable).show_sort(column, descending)
+        self._view_dirty = True
+        self._apply_batch()
+
+    # --- attention ---------------------------------------------------------------------------
+
+    def _attend(self, changes: Changes, now: float, new_second: bool) -> None:
+        watcher = self._watcher
+        for key in changes.removed:
+            watcher.forget(key)
+        jobs = self._store.jobs
+        alerts = watcher.seen([jobs[k] for k in changes.jobs if k in jobs], now)
+        if new_second:
+            alerts += watcher.tick(jobs, now)
+        for alert in alerts:
+            self._alert(alert)
+
+    def _alert(self, alert: Alert) -> None:
+        host = self._store.hosts.get(alert.job.host)
+        name = short_host(alert.job.host, host.hostname if host is not None else "")
+        bad = alert.kind in (Kind.FAILED, Kind.ORPHANED)
+        severity: SeverityLevel = "error" if bad else "warning"
+        self.notify(alert.body(name), title=alert.title(), severity=severity, timeout=30)
+        att = self._watcher.config
+        out = ("\a" if att.bell else "") + terminal_escape(alert, name, att.desktop)
+        if out:
+            self.terminal_write(out)
+
+    def _write_to_terminal(self, text: str) -> None:
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write(text)
+            driver.flush()
+
+    def _sync_tree(self) -> None:
+        store = self._store
+        jobs = sorted(
+            (
+                j
+                for j in store.jobs.values()
+                if (self._show_finished or j.state.active) and matches(j, self._filter)
+            ),
+            key=sort_key,
+        )
+        keep = None
+        if self._filter:
+            needle = self._filter.lower()
+            keep = {dk for dk, d in store.domains.items() if needle in d.name.lower()}
+        specs = describe(
+            list(store.hosts.values()),
+            list(store.domains.values()),
+            jobs,
+            keep_domain=keep,
+            pal=palette(self.no_color),
+        )
+        self.query_one(DomainTree).sync(specs)
+
+    def _sync_status(self) -> None:
+        store = self._store
+        hosts = list(store.hosts.values())
+        pal = palette(self.no_color)
+        self.query_one(HostBar).show(hosts, readonly=self.options.readonly, pal=pal)
+        active = sum(1 for j in store.jobs.values() if j.state.active)
+        self.query_one(StatusLine).show(
+            hosts,
+            active=active,
+            finished=len(store.jobs) - active,
+            finished_hidden=not self._show_finished,
+            filter_text=self._filter,
+            readonly=self.options.readonly,
+            pal=pal,
+        )
+
+    def _sync_detail(self, *, changed: set[JobKey], force: bool = False) -> None:
+        job = self.selected_job
+        key = job.key if job is not None else None
+        state = job.state if job is not None else None
+        selection_moved = key != self._selected[0]
+        if not (force or selection_moved or key in changed):
+            return
+        if selection_moved or state != self._selected[1]:
+            # What a/f/p/d/b may do depends on the selected job and its state.
+            self.refresh_bindings()
+        if selection_moved:
+            # The engine samples the job on screen faster.
+            self.source.focus(key)
+        self._selected = (key, state)
+        detail = self.query_one(DetailPane)
+        if job is None:
+            table = self.query_one(JobTable)
+            if table.row_count:
+                detail.show_job(None)
+            elif self._filter:
+                detail.show_job(None, empty=f"no job matches “{self._filter}” (esc clears)")
+            else:
+                detail.show_job(None, empty="no jobs here")
+        else:
+            detail.show_job(
+                job,
+                domain=self._store.domain_of(job),
+                track=self._store.rates.get(job.key),
+                now=self._clock(),
+                hints=self._hints(job),
+            )
+        if self._xml_mode and (selection_moved or key in changed):
+            self._request_xml()
+
+    def _hints(self, job: Job) -> list[str]:
+        """Why a key shown dimmed in the footer does nothing right now."""
+        hints = []
+        for binding in keymap.BINDINGS:
+            if self.check_action(binding.action, ()) is None:
+                op = self._op_for(binding.action, job)
+                reason = refusal(job, op, self.options) if op is not None else None
+                if reason:
+                    key = keymap.keys_for(binding, self._user_keymap)[0]
+                    hints.append(f"{self.get_key_display(binding.with_key(key))}: {reason}")
+        return hints
+
+    # --- selection -------------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # The event may name a row the cursor only passed while rows were re-sorted:
+        # read the table's current selection instead.
+        self._sync_detail(changed=set())
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; a second click inverts."""
+        column = str(event.column_key.value)
+        column_now, descending = self._sort
+        self._set_sort(column, not descending if column == column_now else False)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        tree = self.query_one(DomainTree)
+        scope = tree.scope
+        node = tree.cursor_node
+        if node is not None and isinstance(node.data, JobRef):
+            self._pending_select = node.data.key
+        if scope != self._scope or self._pending_select is not None:
+            self._scope = scope
+            self._view_dirty = True
+            self._apply_batch()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[NodeRef]) -> None:
+        self.query_one(JobTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = event.value.strip()
+        self._view_dirty = True
+        self._apply_batch()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        table = self.query_one(JobTable)
+        table.focus()
+        if table.row_count:
+            table.move_cursor(row=0, animate=False)
+
+    # --- which keys apply ------------------------------------------------------------------
+
+    def _op_for(self, action: str, job: Job) -> ControlOp | None:
+        if action not in CONTROL_ACTIONS:
+            return None
+        op = CONTROL_ACTIONS[action]
+        if op is None:
+            return ControlOp.RESUME if job.state is JobState.PAUSED else ControlOp.PAUSE
+        return op
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Control keys: shown when they apply, dimmed when they could apply in another
+        state of this job (a copy not READY yet), hidden otherwise and in read-only mode."""
+        if action == "toggle_xml":
+            return self.selected_job is not None or self._xml_mode
+        if action not in CONTROL_ACTIONS:
+            return True
+        opts = self.options
+        if opts.readonly:
+            return False
+        job = self.selected_job
+        if job is None:
+            return False
+        op = self._op_for(action, job)
+        assert op is not None
+        if refusal(job, op, opts) is None:
+            return True
+        # A finished job never runs again, so only its own state counts for it.
+        states = list(JobState) if job.state.active else [job.state]
+        ops = [ControlOp.PAUSE, ControlOp.RESUME] if action == "pause_resume" else [op]
+        could = any(refusal(job.evolve(state=s), o, opts) is None for s in states for o in ops)
+        return None if could else False
+
+    # --- raw XML ---------------------------------------------------------------------------
+
+    def _request_xml(self) -> None:
+        job = self.selected_job
+        detail = self.query_one(DetailPane)
+        if job is None:
+            detail.show_xml("no job selected", error=True)
+            return
+        if self._xml_loading:
+            # One request in flight at a time; a blocked engine must not pile up threads.
+            self._xml_stale = True
+            return
+        self._xml_loading = True
+        self._fetch_xml(job.key)
+
+    @work(thread=True, group="xml")
+    def _fetch_xml(self, key: JobKey) -> None:
+        try:
+            text = self.source.job_xml(key)
+        except Exception as err:  # noqa: BLE001 - shown in the pane instead
+            self.post_message(XmlLoaded(key, error=str(err) or repr(err)))
+        else:
+            self.post_message(XmlLoaded(key, text=text))
+
+    def on_xml_loaded(self, message: XmlLoaded) -> None:
+        self._xml_loading = False
+        job = self.selected_job
+        if self._xml_stale or job is None or job.key != message.key:
+            self._xml_stale = False
+            if self._xml_mode:
+                self._request_xml()
+            return
+        detail = self.query_one(DetailPane)
+        if message.error:
+            detail.show_xml(message.error, error=True)
+        else:
+            detail.show_xml(message.text)
