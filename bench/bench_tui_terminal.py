@@ -208,7 +208,7 @@ def events(lab: Lab, uri: str, tmp: Path, trials: int) -> None:
     try:
         tui.wait(row_has("ev-00"), 60)
         time.sleep(3.0)
-        lat: dict[str, list[float]] = {"tui": [], "watch": []}
+        lat: dict[str, list[float]] = {"tui": [], "watch": [], "ready": [], "aborted": []}
         for dom in doms:
             name = dom.name()
             for state, virsh_word, act in (
@@ -222,9 +222,13 @@ def events(lab: Lab, uri: str, tmp: Path, trials: int) -> None:
                 t_virsh = virsh.first(lambda ln, n=name, w=virsh_word: n in ln and w in ln, since)
                 t_watch = watch.first(lambda ln, n=name, s=state: n in ln and s in ln, since)
                 lat["tui"].append((t_tui - t_virsh) * 1000)
+                lat[state].append((t_tui - t_virsh) * 1000)
                 lat["watch"].append((t_watch - t_virsh) * 1000)
         report("event: TUI screen after virsh's line", lat["tui"])
         report("event: jobtui watch line after virsh's line", lat["watch"])
+        # A state in place (ready) against a row that moves to the finished ones (aborted).
+        report("event: TUI, ready only", lat["ready"])
+        report("event: TUI, aborted only", lat["aborted"])
     finally:
         tui.close()
         watch.close()

@@ -235,7 +235,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
         visible = set(order)
         selected, index = self.selected_key, self.cursor_row
         touched: set[JobKey] = set()
-        resort = removed = False
+        added = removed = False
         dirty: list[tuple[str, str]] = []  # (row key, column key) of cells changed in place
         for key in [k for k in self._cells if k not in visible]:
             removed = True
@@ -254,7 +254,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
             if old is None:
                 self.add_row(*(new[c.key] for c in self._columns), key=str(key))
                 self._by_row[str(key)] = key
-                resort = True
+                added = True
             else:
                 changed = [c.key for c in self._columns if old[c.key] != new[c.key]]
                 if not changed:
@@ -269,16 +269,24 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 dirty += [(str(key), col) for col in changed]
             self._cells[key] = new
             touched.add(key)
-        if resort or order != self._order:
+        before = self._order
+        reordered = order != before
+        if added or reordered:
             self._apply_order(order)
-            resort = True
-        if resort or removed:
+        if added or removed:
             # Rows that came or went change the widest name: what fits depends on the
             # rows shown now, not on those there when the terminal was last resized.
             self.fit(self.size.width)
             self.refresh()
-        elif dirty:
-            self._repaint_cells(dirty)
+        else:
+            if reordered:
+                # A job that finished moves among the finished ones: only the lines
+                # whose row changed are drawn again, not the whole table.
+                self._repaint_lines(
+                    [i for i, k in enumerate(order) if i >= len(before) or before[i] != k]
+                )
+            if dirty:
+                self._repaint_cells(dirty)
         self._restore_cursor(selected, index)
         return touched
 
@@ -290,6 +298,16 @@ class JobTable(DataTable[Cell], ContentBoxed):
 
     def _row_key(self, key: JobKey) -> RowKey:
         return RowKey(str(key))
+
+    def _repaint_lines(self, rows: list[int]) -> None:
+        """Repaint these rows (by index), those in view."""
+        window = self.window_region
+        header = self.header_height if self.show_header else 0
+        scroll = self.scroll_offset
+        for index in rows:
+            y = header + index
+            if window.y <= y < window.bottom:
+                self.refresh(Region(0, y, window.width + scroll.x, 1).translate(-scroll))
 
     def _repaint_cells(self, cells: list[tuple[str, str]]) -> None:
         """Repaint only these cells, and only those in view: an unchanged cell is not
