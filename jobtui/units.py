@@ -108,8 +108,11 @@ def mib(n: float | None) -> str:
 
 
 def percent(fraction: float | None, unknown: str = "-") -> str:
-    """`42%`."""
-    return unknown if fraction is None else f"{fraction * 100:.0f}%"
+    """`42%`; never `100%` for what is not all done (99.6 % is not done)."""
+    if fraction is None:
+        return unknown
+    value = round(fraction * 100)
+    return f"{min(value, 99) if fraction < 1.0 else value}%"
 
 
 def duration_ms(ms: int | float) -> str:

@@ -73,7 +73,11 @@ def test_human_units():
 
 def test_progress_bar_is_never_full_before_the_end():
     assert progress_bar(0.42) == "████░░░░░░  42%"
-    assert progress_bar(0.999).startswith("█████████░")
+    assert progress_bar(0.999) == "█████████░  99%"  # not done: neither full nor 100 %
+    assert progress_bar(1.07) == "██████████ 107%"  # past its total, as libvirt says
+    from jobtui.units import percent
+
+    assert (percent(0.996), percent(1.0), percent(0.004)) == ("99%", "100%", "0%")  # CLI
     assert progress_bar(1.0) == "██████████ 100%"
     assert progress_bar(None).endswith("?")
 

@@ -8,7 +8,7 @@ so table cells can be compared and only changed cells repainted.
 from __future__ import annotations
 
 from jobtui.inventory import short_name
-from jobtui.units import duration_short, size_short
+from jobtui.units import duration_short, percent, size_short
 
 DASH = "—"
 
@@ -29,11 +29,12 @@ def progress_bar(fraction: float | None, width: int = 10) -> str:
     """`█████░░░░░  42%`: readable without colour (NO_COLOR, monochrome tmux)."""
     if fraction is None:
         return f"{'░' * width}    ?"
-    filled = round(fraction * width)
-    # Never draw a full bar for an unfinished job: 99.6 % is not done.
-    if filled == width and fraction < 1.0:
-        filled = width - 1
-    return f"{'█' * filled}{'░' * (width - filled)} {fraction * 100:3.0f}%"
+    filled = max(0, min(width, round(fraction * width)))
+    # Never a full bar for what is not all done, as units.percent never says 100 %.
+    # (A save's final figures can stop short of their total: the row says what they say.)
+    if fraction < 1.0:
+        filled = min(filled, width - 1)
+    return f"{'█' * filled}{'░' * (width - filled)} {percent(fraction):>4}"
 
 
 def short_host(uri: str, hostname: str = "") -> str:
