@@ -189,7 +189,11 @@ class Terminal:
         os.write(self.master, keys)
 
     def wait(self, timeout: float = 20) -> int:
-        return self.proc.wait(timeout)
+        rc = self.proc.wait(timeout)
+        # What the command wrote last may still be in the pty: the reader ends at EIO,
+        # once the command (the slave's last holder) is gone and all of it was read.
+        self._reader.join(5)
+        return rc
 
     def close(self) -> None:
         if self.proc.poll() is None:
