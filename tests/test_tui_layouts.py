@@ -150,3 +150,32 @@ async def test_help_opens_and_closes_without_rebuilding_the_footer():
         assert footer.rebuilds == rebuilt
         # Keys whose state does change still rebuild it: x (XML) needs a selected job.
         assert app.selected_job is not None
+
+
+async def test_the_first_frame_has_its_keys_and_columns_and_nothing_is_rebuilt_after_it():
+    # Textual's Footer draws no key until the bindings are first announced, after the
+    # first frame, then rebuilds; a table fitted on its first resize re-adds columns.
+    # Either lays the whole screen out again just as the engine starts. (No job: a job
+    # selected later brings its own keys, a real change.)
+    src = recorded.empty()
+    app = JobTUI(src, clock=src.clock, tz=UTC, start_source=True)
+    frames: list[tuple[int, list[str]]] = []
+    ready = JobTUI.on_ready
+
+    def on_ready(self: JobTUI) -> None:
+        footer, table = self.query_one(KeyFooter), self.query_one(JobTable)
+        frames.append((len(footer.children), [str(c.label) for c in table.columns.values()]))
+        ready(self)
+
+    JobTUI.on_ready = on_ready  # type: ignore[method-assign]
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            footer, table = app.query_one(KeyFooter), app.query_one(JobTable)
+            keys, columns = frames[0]
+            assert keys == len(footer.children) > 3  # drawn with the first frame
+            assert columns == [str(c.label) for c in table.columns.values()]
+            assert "domain" in columns and len(columns) < 12  # fitted to 88 cells, not all
+            assert footer.rebuilds == 0
+    finally:
+        JobTUI.on_ready = ready  # type: ignore[method-assign]

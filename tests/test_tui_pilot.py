@@ -6,6 +6,7 @@ about libvirt (the recorded source is canned data).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from datetime import UTC
@@ -525,24 +526,37 @@ async def test_domain_turning_unresponsive_shows_in_the_tree():
 
 def test_run_tui_starts_the_source_once_the_first_frame_is_up_then_stops_it(monkeypatch):
     from jobtui.tui import app as app_module
+    from jobtui.tui.view import JobView
 
     src = recorded.empty()
     seen = {}
+    mount = JobView.on_mount
+
+    def on_mount(self: JobView) -> None:
+        seen["at mount"] = src.started
+        mount(self)
 
     def fake_run(self: JobTUI) -> None:
-        seen["before ready"] = src.started
-        self.on_ready()  # Textual's Ready: the first frame is on screen
-        seen["after ready"] = src.started
-        seen["keymap"] = self._keymap_path
+        async def headless() -> None:
+            async with self.run_test() as pilot:
+                for _ in range(200):  # started by a worker once the first frame is up
+                    if src.started:
+                        break
+                    await pilot.pause(0.01)
+                seen["after ready"] = src.started
+                seen["keymap"] = self._keymap_path
+
+        asyncio.run(headless())
         raise KeyboardInterrupt  # even when the app dies, the source is stopped
 
+    monkeypatch.setattr(JobView, "on_mount", on_mount)
     monkeypatch.setattr(JobTUI, "run", fake_run)
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
     with pytest.raises(KeyboardInterrupt):
         app_module.run_tui(src)
     assert frozen == [True]  # the real TUI's long-lived objects leave the collector's scans
-    assert (seen["before ready"], seen["after ready"], src.started) == (False, True, False)
+    assert (seen["at mount"], seen["after ready"], src.started) == (False, True, False)
     assert seen["keymap"].name == "keymap.toml"
 
 

@@ -3,6 +3,7 @@ confirm texts, and the RecordedSource itself."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from jobtui import recorded
 from jobtui.model import (
     ControlOp,
+    DomainChanged,
     FrozenMap,
     Host,
+    HostChanged,
     HostState,
     JobControlError,
     JobDismissed,
@@ -148,6 +151,29 @@ def test_snapshot_never_overrides_newer_events_nor_duplicates():
     store.load(src.hosts(), src.domains(), src.jobs(), at=2.0, since_seq=since)
     assert store.jobs[pull.key] == newer
     assert len(store.jobs) == len(src.jobs())
+
+
+def test_snapshot_never_undoes_newer_domain_and_host_events():
+    # The TUI asks for a picture as the engine starts; the engine's first finds can reach
+    # the screen before that picture, which was taken without them.
+    src = recorded.busy()
+    store = JobStore()
+    since = store.seq
+    first, second = src.domains()[:2]
+    host = src.hosts()[0]
+    store.apply(DomainChanged(first), at=1.0)
+    store.apply(DomainChanged(second, removed=True), at=1.0)
+    store.apply(HostChanged(replace(host, state=HostState.DISCONNECTED, error="gone")), at=1.0)
+    store.load(src.hosts(), [d for d in src.domains() if d != first], [], at=2.0, since_seq=since)
+    assert (first.host, first.uuid) in store.domains  # added after the picture: kept
+    assert (second.host, second.uuid) not in store.domains  # removed after it: stays removed
+    assert store.hosts[host.uri].error == "gone"
+    others = [d for d in src.domains() if d not in (first, second)]
+    assert all((d.host, d.uuid) in store.domains for d in others)
+    # A picture asked for after those events is believed.
+    store.load(src.hosts(), src.domains(), [], at=3.0, since_seq=store.seq)
+    assert (second.host, second.uuid) in store.domains
+    assert store.hosts[host.uri] == host
 
 
 def test_snapshot_drops_jobs_gone_from_connected_hosts_only():

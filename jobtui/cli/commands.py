@@ -8,7 +8,13 @@ import sys
 
 from jobtui.cli.errors import CONNECTION, OK, USAGE, CliError
 from jobtui.cli.format import job_table, job_to_dict
-from jobtui.cli.session import connected, make_monitor, not_answering, resolve_job
+from jobtui.cli.session import (
+    connected,
+    make_monitor,
+    monitor_options,
+    not_answering,
+    resolve_job,
+)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -39,11 +45,13 @@ def run_xml(args: argparse.Namespace) -> int:
 def run_tui(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise CliError(USAGE, "the TUI needs a terminal; try 'jobtui list' or 'jobtui watch'")
+    from jobtui.deferred import DeferredSource
     from jobtui.tui.app import run_tui as run
 
-    # The app starts the monitor itself (off its UI thread) and stops it on exit.
+    # The app starts the monitor itself, off its UI thread once its first frame is up,
+    # and stops it on exit; the engine is even imported then (jobtui.deferred).
     run(
-        make_monitor(args),
+        DeferredSource(lambda: make_monitor(args), args.uris, monitor_options(args)),
         readonly=args.readonly,
         keymap_path=args.keymap,
         host_names=args.host_names,

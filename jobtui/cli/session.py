@@ -30,13 +30,19 @@ def open_history(path: Path | None) -> History:
     return History(path) if path is not None else History()
 
 
+def monitor_options(args: argparse.Namespace) -> Options:
+    return Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
+
+
 def make_monitor(args: argparse.Namespace, only: Sequence[str] | None = None) -> JobMonitor:
     from jobtui.engine.monitor import JobMonitor
 
-    options = Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
     # args.uris was resolved by cli.hosts.apply_inventory (names, groups, defaults).
     return JobMonitor(
-        args.uris, options=options, history=open_history(args.history), only_domains=only
+        args.uris,
+        options=monitor_options(args),
+        history=open_history(args.history),
+        only_domains=only,
     )
 
 

@@ -26,6 +26,7 @@ class SnapshotLoaded(Message):
     domains: list[Domain]
     jobs: list[Job]
     since_seq: int  # the store's event count when the snapshot was requested
+    engine_started: bool = True  # False: the source had not started (nothing found yet)
     error: str = ""
 
 

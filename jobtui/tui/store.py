@@ -148,6 +148,9 @@ class JobStore:
         self._changes = Changes()
         self._seq = 0  # events applied so far
         self._touched: dict[JobKey, int] = {}  # seq of the last event about a job
+        # ... about a domain or a host: a snapshot older than the event does not undo it.
+        self._domain_touched: dict[tuple[str, str], int] = {}
+        self._host_touched: dict[str, int] = {}
 
     @property
     def seq(self) -> int:
@@ -168,13 +171,16 @@ class JobStore:
                 self._drop(key)
                 self._touched[key] = self._seq
             case DomainChanged(domain=domain, removed=removed):
+                where = (domain.host, domain.uuid)
                 if removed:
-                    self.domains.pop((domain.host, domain.uuid), None)
+                    self.domains.pop(where, None)
                 else:
-                    self.domains[(domain.host, domain.uuid)] = domain
+                    self.domains[where] = domain
+                self._domain_touched[where] = self._seq
                 ch.structure = True
             case HostChanged(host=host):
                 self.hosts[host.uri] = host
+                self._host_touched[host.uri] = self._seq
                 ch.hosts = ch.structure = True
 
     def load(
@@ -188,13 +194,22 @@ class JobStore:
     ) -> None:
         """Merge a full snapshot requested when the store was at `since_seq`.
 
-        A job an event touched after the request is at least as new as the
-        snapshot's copy, so the event's version wins. Jobs of connected hosts
-        missing from the snapshot are gone (e.g. dismissed while we were away);
-        rebuilding after a reconnect never duplicates rows because rows are keyed.
+        A job, domain or host an event touched after the request is at least as new
+        as the snapshot's copy, so the event's version wins (a domain an event added
+        is kept, one it removed stays removed). Jobs of connected hosts missing from
+        the snapshot are gone (e.g. dismissed while we were away); rebuilding after
+        a reconnect never duplicates rows because rows are keyed.
         """
-        self.hosts.update({h.uri: h for h in hosts})
-        self.domains = {(d.host, d.uuid): d for d in domains}
+        for host in hosts:
+            if self._host_touched.get(host.uri, 0) <= since_seq:
+                self.hosts[host.uri] = host
+        fresh = {(d.host, d.uuid): d for d in domains}
+        for where, seq in self._domain_touched.items():
+            if seq > since_seq:
+                fresh.pop(where, None)
+                if where in self.domains:
+                    fresh[where] = self.domains[where]
+        self.domains = fresh
         seen: set[JobKey] = set()
         for job in jobs:
             seen.add(job.key)

@@ -62,6 +62,7 @@ textual_fixes.apply()
 # Below this many columns the tree folds away (80×24 must work); the table itself
 # drops optional columns to fit whatever width it gets.
 NARROW = 100
+TREE_WIDTH = 32  # cells, its border included
 
 # action → the control op it runs; pause_resume picks its op from the job's state.
 CONTROL_ACTIONS: dict[str, ControlOp | None] = {
@@ -115,6 +116,7 @@ class JobView(App[None]):
         self._freeze_gc = freeze_gc
         self._start_source = start_source
         self.source_started = False
+        self._engine_up = not start_source  # a source the caller started is up
         # host_names (URI → name, from hosts.toml) reach every view as Host.hostname.
         self.source = NamedHosts(source, host_names) if host_names else source
         self._force_readonly = readonly
@@ -189,10 +191,15 @@ class JobView(App[None]):
     def compose(self) -> ComposeResult:
         yield HostBar(id="host-bar")
         with Horizontal(id="body"):
-            yield DomainTree(id="tree")
+            tree = DomainTree(id="tree")
+            tree.styles.width = TREE_WIDTH
+            yield tree
             with Vertical(id="main"):
                 yield Input(placeholder="filter: domain, job, type, state, host", id="filter")
-                yield JobTable(id="jobs")
+                table = JobTable(id="jobs")
+                width = self.size.width
+                table.expect_width(width - TREE_WIDTH if width >= NARROW else width)
+                yield table
                 yield DetailPane(id="detail")
         yield EventLog(id="event-log")
         yield StatusLine(id="status")
@@ -236,9 +243,9 @@ class JobView(App[None]):
         if self._start_source and not self.source_started:
             # Started earlier, the engine's threads (connecting, listing, first looks at
             # every domain) took the interpreter from the first frame: 0.83 s to it with
-            # 50 domains, 0.45 s when the engine starts here. start() only starts threads.
-            self.source.start()
+            # 50 domains, 0.45 s when the engine starts here.
             self.source_started = True
+            self._start_engine()
         if self._freeze_gc:
             # Textual, libvirt and the first frame leave ~10^5 long-lived objects that
             # every full collection scanned again: 30-90 ms pauses every few seconds,
@@ -332,16 +339,30 @@ class JobView(App[None]):
                     self._load(self._store.seq)
             self._store.apply(event, at)
 
+    @work(thread=True, group="engine")
+    def _start_engine(self) -> None:
+        # A deferred source (jobtui.deferred) is built here: imports and the history.
+        since_seq = self._store.seq
+        self.source.start()
+        self._engine_up = True
+        # What the source knew before it started (the history's jobs) is loaded now.
+        self._post_snapshot(since_seq, engine_started=True)
+
     @work(thread=True, exclusive=True, group="load")
     def _load(self, since_seq: int) -> None:
+        self._post_snapshot(since_seq, engine_started=self._engine_up)
+
+    def _post_snapshot(self, since_seq: int, *, engine_started: bool) -> None:
+        """On a worker thread: the source's whole picture, handed to the UI."""
         try:
             hosts = self.source.hosts()
             domains = self.source.domains()
             jobs = self.source.jobs()
         except Exception as err:  # noqa: BLE001 - any engine failure is shown, never fatal
-            self.post_message(SnapshotLoaded([], [], [], since_seq, error=str(err) or repr(err)))
+            error = str(err) or repr(err)
+            self.post_message(SnapshotLoaded([], [], [], since_seq, engine_started, error))
             return
-        self.post_message(SnapshotLoaded(hosts, domains, jobs, since_seq))
+        self.post_message(SnapshotLoaded(hosts, domains, jobs, since_seq, engine_started))
 
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
         if message.error:
@@ -354,8 +375,9 @@ class JobView(App[None]):
                 at=self._clock(),
                 since_seq=message.since_seq,
             )
-            if not self._baselined:
-                # What jobs already are when the TUI starts is not news.
+            if not self._baselined and message.engine_started:
+                # What jobs already are when the TUI starts is not news (nor what the
+                # engine finds before its first picture comes).
                 self._baselined = True
                 self._watcher.baseline(self._store.jobs.values(), self._clock())
         self._view_dirty = True
@@ -476,6 +498,8 @@ class JobView(App[None]):
     # --- attention ---------------------------------------------------------------------------
 
     def _attend(self, changes: Changes, now: float, new_second: bool) -> None:
+        if not self._baselined:
+            return
         watcher = self._watcher
         for key in changes.removed:
             watcher.forget(key)

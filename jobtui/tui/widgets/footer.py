@@ -9,6 +9,7 @@ only when that changed.
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -25,12 +26,23 @@ class KeyFooter(Footer):
         self._shown: Shown | None = None
 
     def _keys_shown(self) -> Shown:
-        """Everything Footer.compose reads: key, its display, action, text, shown, enabled."""
+        """Everything Footer.compose reads of the keys it shows: key, its display,
+        action, text, enabled, tooltip (a focused table's hidden cursor keys are not)."""
         app = self.app
         return tuple(
             (b.key, app.get_key_display(b), b.action, b.description, b.show, enabled, tooltip)
             for _node, b, enabled, tooltip in self.screen.active_bindings.values()
+            if b.show
         )
+
+    def compose(self) -> ComposeResult:
+        if self._shown is None and self.is_attached:
+            # Textual's Footer draws nothing until the bindings are first announced,
+            # after the first frame, then rebuilds (two more screen layouts, ~40 ms of
+            # a launch): the keys known now are drawn with the first frame.
+            self.set_reactive(Footer._bindings_ready, True)
+            self._shown = self._keys_shown()
+        yield from super().compose()
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         if not (self.is_attached and screen is self.screen and screen.app.app_focus):

@@ -165,6 +165,12 @@ class JobTable(DataTable[Cell], ContentBoxed):
             layout = False
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
+    def expect_width(self, width: int) -> None:
+        """Before mounting: the columns for `width` cells, so the first frame has them
+        (refitting on the first resize redraws the table and lays out the screen)."""
+        if not self.is_mounted:
+            self._columns = self._fitting(width)
+
     def on_mount(self) -> None:
         for col in self._columns:
             self.add_column(self._label(col), key=col.key, width=self._width(col))
@@ -332,14 +338,16 @@ class JobTable(DataTable[Cell], ContentBoxed):
     def fit(self, width: int) -> None:
         """Show every column that fits in `width` cells, dropping DROP_ORDER first
         (every column when wide)."""
-        if width <= 0:
-            return
+        if width > 0:
+            self._set_columns(self._fitting(width))
+
+    def _fitting(self, width: int) -> list[Column]:
         wanted = list(COLUMNS)
         for key in DROP_ORDER:
             if self.wide or self._needs(wanted) <= width:
                 break
             wanted = [c for c in wanted if c.key != key]
-        self._set_columns(wanted)
+        return wanted
 
     def _needs(self, columns: list[Column]) -> int:
         pad = 2 * self.cell_padding
