@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
@@ -18,6 +20,7 @@ from jobtui.tui.format import short_host
 from jobtui.tui.store import ALL, Scope
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.boxed import ContentBoxed
+from jobtui.tui.widgets.drawn import Drawn, restamp
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
         self.guide_depth = 2
         self.root.expand()
         self._job_nodes: dict[JobKey, TreeNode[NodeRef]] = {}
+        self._drawn = Drawn(5_000)  # see _render_line
 
     @property
     def scope(self) -> Scope:
@@ -175,8 +179,48 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
         # removed: the tree's box is fixed; ContentBoxed lays out if a scrollbar comes.
         self._clear_line_cache()
         self._updates += 1
-        self.root._reset()
+        # Tree's root._reset(), less its version bump: the root is on every line's path,
+        # and a new version would draw every line again (see _render_line).
+        self.root._hover_ = self.root._selected_ = False
         self.refresh()
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """Tree's line, drawn again only when the line or its look changed (see
+        jobtui.tui.widgets.drawn): a line keys on its node's version (label,
+        expansion, marks), what the guides of the nodes above it show, and everything
+        else Tree's drawing reads; a line that only moved gets its new line number in
+        its mouse metadata. The versions of the nodes above are left out: they move
+        with every child added and every cursor move, and would draw every line."""
+        lines = self._tree_lines
+        if y >= len(lines):
+            return super()._render_line(y, x1, x2, base_style)
+        line = lines[y]
+        key = (
+            x1,
+            x2,
+            base_style,
+            self.size.width,
+            self.virtual_size.width,
+            self.hover_line >= 0,
+            self.hover_line == y,
+            self.cursor_line == y,
+            self.has_focus,
+            self._pseudo_class_state,
+            line.last,
+            line.node._id,
+            line.node._updates,
+            tuple((n._id, n.is_last, n._hover_, n._selected_) for n in line.path),
+        )
+        return self._drawn.get(  # type: ignore[no-any-return]
+            key,
+            {"line": y},
+            lambda: super(DomainTree, self)._render_line(y, x1, x2, base_style),
+            lambda strip, meta: Strip(restamp(strip, meta), strip.cell_length),
+        )
+
+    def notify_style_update(self) -> None:
+        self._drawn.clear()
+        super().notify_style_update()
 
     def sync(self, specs: list[NodeSpec]) -> None:
         cursor = self.cursor_node

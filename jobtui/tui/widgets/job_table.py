@@ -7,11 +7,13 @@ go or move.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Self
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual._two_way_dict import TwoWayDict  # what DataTable.sort itself sets
@@ -25,6 +27,7 @@ from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
 from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.boxed import ContentBoxed
+from jobtui.tui.widgets.drawn import Drawn, Lines, restamp
 
 Cell = Text | str
 Cells = dict[str, Cell]
@@ -150,6 +153,11 @@ class JobTable(DataTable[Cell], ContentBoxed):
         self._order: list[JobKey] = []  # the display order last applied
         self.sorted_by: tuple[str | None, bool] = (None, False)  # column, descending
         self.wide = False  # every column, the table scrolling sideways (k9s's `w`)
+        # Rendered cells, kept across row changes (see _render_cell); a row's version
+        # changes with its cells.
+        self._drawn = Drawn(20_000)
+        self._row_version: dict[str, int] = {}
+        self._versions = itertools.count()
 
     def refresh(
         self,
@@ -252,6 +260,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 self._hold_layout = False
             del self._cells[key]
             del self._by_row[str(key)]
+            self._row_version.pop(str(key), None)
             touched.add(key)
         for key, new in cells.items():
             if key not in visible:
@@ -260,6 +269,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
             if old is None:
                 self.add_row(*(new[c.key] for c in self._columns), key=str(key))
                 self._by_row[str(key)] = key
+                self._row_version[str(key)] = next(self._versions)
                 added = True
             else:
                 changed = [c.key for c in self._columns if old[c.key] != new[c.key]]
@@ -273,6 +283,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 finally:
                     self._hold_refresh = False
                 dirty += [(str(key), col) for col in changed]
+                self._row_version[str(key)] = next(self._versions)
             self._cells[key] = new
             touched.add(key)
         before = self._order
@@ -390,8 +401,57 @@ class JobTable(DataTable[Cell], ContentBoxed):
             if col.width is None:
                 self.columns[column_key].content_width = self._natural_width(col)
         self._columns = wanted
+        self._drawn.clear()
         self.refresh()
         self._restore_cursor(selected, index)
+
+    # --- rendered cells, kept while they are the same --------------------------------
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> Lines:
+        """DataTable's cell, drawn again only when the cell or its look changed (see
+        jobtui.tui.widgets.drawn): a cell keys on its row's version (bumped when that
+        row's cells change) and everything else DataTable's drawing reads; a cell whose
+        row only moved gets its new row index in its mouse metadata. Header cells are
+        left to DataTable."""
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row = self._row_locations.get_key(row_index)
+        key = (
+            row,
+            self._row_version.get(str(row.value)) if row is not None else None,
+            self._column_locations.get_key(column_index),
+            base_style,
+            width,
+            cursor,
+            hover,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        return self._drawn.get(  # type: ignore[no-any-return]
+            key,
+            {"row": row_index, "column": column_index},
+            lambda: super(JobTable, self)._render_cell(
+                row_index, column_index, base_style, width, cursor, hover
+            ),
+            lambda lines, meta: [restamp(line, meta) for line in lines],
+        )
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._drawn.clear()
+
+    def notify_style_update(self) -> None:
+        self._drawn.clear()  # a theme or class change: every colour may differ
+        super().notify_style_update()
 
     def _restore_cursor(self, selected: JobKey | None, index: int) -> None:
         if selected is not None and selected in self._cells:

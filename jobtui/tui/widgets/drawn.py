@@ -1,0 +1,61 @@
+"""Drawn lines kept across moves, for the job table's cells and the tree's lines.
+
+Textual's DataTable and Tree key their caches of drawn lines on a counter that any
+row or node added, removed or moved bumps, so one new job drew every cell and every
+line in view again (~30 ms of the ~40 ms a new job took to reach the screen). The
+widgets here keep what they drew under what it shows instead. What a drawn line holds
+of its place is the mouse metadata in its styles (the table's row, the tree's line):
+a line that only moved is stamped with its new place, not drawn again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+
+Lines = list[list[Segment]]
+
+
+def restamp(segments: Iterable[Segment], meta: Mapping[str, Any]) -> list[Segment]:
+    """`segments` with `meta` as their mouse metadata (other keys kept)."""
+    stamp = Style.from_meta(dict(meta))
+    return [
+        Segment(text, style + stamp if style is not None else stamp, control)
+        for text, style, control in segments
+    ]
+
+
+class Drawn:
+    """What was drawn, by what it shows (`key`), with the place it was drawn for."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._drawn: dict[Hashable, tuple[Hashable, Any]] = {}
+
+    def clear(self) -> None:
+        self._drawn.clear()
+
+    def get(
+        self,
+        key: Hashable,
+        place: Mapping[str, Any],
+        draw: Callable[[], Any],
+        move: Callable[[Any, Mapping[str, Any]], Any],
+    ) -> Any:
+        """The drawing for `key` at `place`: kept, moved there (`move`), or `draw()`n."""
+        where = tuple(place.items())
+        kept = self._drawn.get(key)
+        if kept is not None:
+            at, drawing = kept
+            if at == where:
+                return drawing
+            drawing = move(drawing, place)
+        else:
+            if len(self._drawn) >= self._limit:
+                self._drawn.clear()
+            drawing = draw()
+        self._drawn[key] = (where, drawing)
+        return drawing

@@ -1,0 +1,100 @@
+"""Drawn cells and tree lines kept across moves (jobtui.tui.widgets.drawn): a new job
+draws its own row and the lines that changed, and what moved still shows and clicks
+as what it is now."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from textual.widgets import DataTable, Tree
+
+from jobtui import recorded
+from jobtui.model import JobKey, JobState, JobStateChanged
+from jobtui.recorded import RecordedSource
+from jobtui.tui.app import JobTUI
+from jobtui.tui.widgets.domain_tree import DomainTree, JobRef
+from jobtui.tui.widgets.job_table import JobTable
+
+SIZE = (120, 35)
+
+
+def new_job_on_top(src: RecordedSource, n: int) -> JobKey:
+    """A job on the first domain: it sorts above most rows and tree lines."""
+    base = src.jobs()[0]
+    key = JobKey(base.key.host, base.key.domain_uuid, f"aa-new-{n}", base.key.started + 1000 + n)
+    job = base.evolve(key=key, state=JobState.RUNNING)
+    src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))
+    return key
+
+
+class Draws:
+    """How many cells and tree lines Textual drew (not taken from what was kept)."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.cells = self.lines = 0
+        cell, line = DataTable._render_cell, Tree._render_line
+
+        def counted_cell(table: Any, *a: Any, **k: Any) -> Any:
+            self.cells += 1
+            return cell(table, *a, **k)
+
+        def counted_line(tree: Any, *a: Any) -> Any:
+            self.lines += 1
+            return line(tree, *a)
+
+        monkeypatch.setattr(DataTable, "_render_cell", counted_cell)
+        monkeypatch.setattr(Tree, "_render_line", counted_line)
+
+
+async def test_a_new_job_draws_its_row_not_the_whole_table_and_tree(monkeypatch):
+    src = recorded.many(28, hosts=1)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    draws = Draws(monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.3)
+        table = app.query_one(JobTable)
+        in_view = len(table.keys_in_view())
+        assert in_view > 10
+        columns = len(table.columns)
+        draws.cells = draws.lines = 0
+        key = new_job_on_top(src, 1)
+        await pilot.pause(0.3)
+        assert key in table.shown
+        # Every row in view moved down one line; drawn again: the new row, the header
+        # (DataTable's own) and at most one more (the cursor's), not every row in view.
+        assert draws.cells <= 3 * columns < in_view * columns
+        assert draws.lines <= 6  # its node, its domain's line, the cursor's
+
+
+async def test_what_moved_shows_and_clicks_as_the_job_now_there(monkeypatch):
+    src = recorded.many(28, hosts=1)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.3)
+        table = app.query_one(JobTable)
+        for n in range(3):
+            new_job_on_top(src, n)
+            await pilot.pause(0.2)
+        keys = table.job_keys
+        header = table.header_height
+        for row in (1, 5, 9):
+            job = keys[row]
+            # What is drawn on that row names that job (its disk is in the job's name).
+            text = table.render_line(header + row).text
+            assert job.name in text
+            # Its mouse metadata is its row now, not the row it was drawn for.
+            await pilot.click(JobTable, offset=(2, header + row))
+            await pilot.pause()
+            assert table.selected_key == job
+        tree = app.query_one(DomainTree)
+        for y in range(2, 12):
+            strip = tree.render_line(y)
+            node = tree.get_node_at_line(y)
+            assert node is not None
+            metas = {s.style.meta.get("line") for s in strip if s.style and s.style.meta}
+            assert metas == {y}
+            if isinstance(node.data, JobRef):
+                assert node.data.key.name in strip.text
