@@ -49,8 +49,10 @@ def emit_events(source: recorded.RecordedSource, n: int, rate: float) -> list[tu
             new = JobState.PAUSED if job.state is JobState.RUNNING else JobState.RUNNING
             source.set_state(key, new)
         else:
-            # At least 1 % further, so the progress cell visibly changes.
-            source.progress(key, current=(job.current + job.end // 100) % job.end)
+            # 2 % further, wrapping below 96 %, so the shown whole percent always changes
+            # (a step of GiB // 100 is a hair under 1 %: 99.0 % -> 99.99 % both show 99 %,
+            # and such an event has nothing new to show).
+            source.progress(key, current=(job.current + job.end // 50) % (job.end * 96 // 100))
         sent.append((key, t))
         if (i + 1) % batch == 0:
             next_at += 0.01
