@@ -117,6 +117,7 @@ class JobView(App[None]):
         self._start_source = start_source
         self.source_started = False
         self._engine_up = not start_source  # a source the caller started is up
+        self._gc_frozen = False
         # host_names (URI → name, from hosts.toml) reach every view as Host.hostname.
         self.source = NamedHosts(source, host_names) if host_names else source
         self._force_readonly = readonly
@@ -246,7 +247,8 @@ class JobView(App[None]):
             # 50 domains, 0.45 s when the engine starts here.
             self.source_started = True
             self._start_engine()
-        if self._freeze_gc:
+        if self._freeze_gc and not self._gc_frozen:
+            self._gc_frozen = True  # once: Ready can come again (seen in CI)
             # Textual, libvirt and the first frame leave ~10^5 long-lived objects that
             # every full collection scanned again: 30-90 ms pauses every few seconds,
             # the slowest event -> screen times (docs/performance.md). Frozen, a full
