@@ -179,3 +179,28 @@ async def test_the_first_frame_has_its_keys_and_columns_and_nothing_is_rebuilt_a
             assert footer.rebuilds == 0
     finally:
         JobTUI.on_ready = ready  # type: ignore[method-assign]
+
+
+async def test_help_draws_its_key_table_once_for_its_keys_and_width(monkeypatch):
+    # Rich measures every cell of a table each time it is laid out, and the dialog is laid
+    # out three times to open: opened again with the same keys, nothing is drawn anew.
+    from jobtui.tui.screens import help as help_module
+
+    help_module._drawn.clear()
+    help_module._measured.clear()
+    built = []
+    real = help_module._table
+    monkeypatch.setattr(help_module, "_table", lambda rows: built.append(rows) or real(rows))
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for _ in range(3):
+            await pilot.press("question_mark")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, HelpScreen)
+            shown = app.screen.query_one("#help-table").render_line(0).text
+            await pilot.press("question_mark")
+            await pilot.pause(0.1)
+        assert "key" in shown and "id (keymap)" in shown
+        assert 1 <= len(built) <= 2  # measured once, drawn once at this width
