@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from jobtui.engine.monitor import JobMonitor  # noqa: E402
 from jobtui.lab import DiskSpec, Lab, MiB  # noqa: E402

@@ -36,10 +36,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchstats import pct  # noqa: E402
+from benchstats import NEUTRAL_CWD, pct  # noqa: E402
 
 from jobtui.engine.monitor import JobMonitor  # noqa: E402
 from jobtui.lab.daemon import _cmdline  # noqa: E402
@@ -112,7 +113,8 @@ class Pane:
         cmd = " ".join("'" + a.replace("'", "'\\''") + "'" for a in argv)
         self.started = time.time()
         subprocess.run(
-            [*TMUX, "new-session", "-d", "-s", name, "-x", "160", "-y", "50", f"exec {cmd}"],
+            [*TMUX, "new-session", "-d", "-s", name, "-c", NEUTRAL_CWD, "-x", "160", "-y", "50"]
+            + [f"exec {cmd}"],
             check=True,
             env=environ,
         )
@@ -152,6 +154,7 @@ class Lines:
             stderr=subprocess.STDOUT,
             text=True,
             env=environ,
+            cwd=NEUTRAL_CWD,
         )
         self.lines: list[tuple[float, str]] = []
         self._lock = threading.Lock()

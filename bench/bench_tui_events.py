@@ -20,7 +20,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from jobtui import recorded  # noqa: E402
 from jobtui.model import JobKey, JobState  # noqa: E402

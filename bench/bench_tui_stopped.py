@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from benchstats import summary_line  # noqa: E402
 

@@ -39,10 +39,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchstats import pct  # noqa: E402
+from benchstats import NEUTRAL_CWD, pct, tree_under_test  # noqa: E402
 
 from jobtui.lab import DiskSpec, Lab  # noqa: E402
 from jobtui.lab.daemon import PrivateDaemon, default_caps_cache  # noqa: E402
@@ -71,7 +72,8 @@ class Pane:
         w, h = size
         self.started = time.time()
         subprocess.run(
-            [*TMUX, "new-session", "-d", "-s", name, "-x", str(w), "-y", str(h), f"exec {cmd}"],
+            [*TMUX, "new-session", "-d", "-s", name, "-c", NEUTRAL_CWD, "-x", str(w), "-y", str(h)]
+            + [f"exec {cmd}"],
             check=True,
             env=env(),
         )
@@ -123,7 +125,12 @@ class Lines:
 
     def __init__(self, argv: list[str]) -> None:
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env()
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env(),
+            cwd=NEUTRAL_CWD,
         )
         self.lines: list[tuple[float, str]] = []
         self._lock = threading.Lock()
@@ -397,7 +404,9 @@ def private_daemon(base: Path) -> Iterator[PrivateDaemon]:
 
 def _compile() -> None:
     """Bytecode as an installed package has it: a launch must not pay for compiling."""
-    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "jobtui")], check=True)
+    tree = tree_under_test(PY, env())
+    print(f"jobtui under test: {tree}", flush=True)
+    subprocess.run([PY, "-m", "compileall", "-q", tree], check=True, env=env())
 
 
 def main() -> None:

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import libvirt  # noqa: E402
 
