@@ -6,9 +6,10 @@ bytes are logged with `tmux pipe-pane`. The TUI is the real `python -m jobtui` o
 private libvirtd (jobtui/lab/daemon.py) with real QEMU, except the storm, which needs
 2000 jobs and plays them from the recorded source (bench/tui_storm_app.py).
 
-- event -> screen: 14 copies started and aborted through libvirt (not jobtui); the
-  time each state (ready, aborted) reaches the TUI's screen, `jobtui watch`'s stdout
-  and `virsh event --loop --all --timestamp`'s stdout, all read as they come.
+- event -> screen: 14 copies started and aborted through libvirt (not jobtui), in
+  rounds of a fresh TUI; the time each state (ready, aborted) reaches the TUI's
+  screen, `jobtui watch`'s stdout and `virsh event --loop --all --timestamp`'s stdout,
+  all read as they come.
 - key -> screen: `?` opens help and `?` closes it, alternately in jobtui (with the
   domains of the run) and in a bare Textual app (bench/tui_bare_app.py).
 - first frame: launch to the first domain name on screen (50 domains), alternately
@@ -19,7 +20,7 @@ private libvirtd (jobtui/lab/daemon.py) with real QEMU, except the storm, which 
   2000 jobs and while they do not.
 - bytes (with --demo): `jobtui demo --no-migration` and `top -d 1` at 80x24.
 
-    .venv/bin/python bench/bench_tui_terminal.py [--trials 14] [--demo]
+    .venv/bin/python bench/bench_tui_terminal.py [--trials 14] [--rounds 2] [--demo]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import libvirt  # noqa: E402
 from benchstats import NEUTRAL_CWD, pct, tree_under_test  # noqa: E402
 
 from jobtui.lab import DiskSpec, Lab  # noqa: E402
@@ -203,44 +205,61 @@ def jobtui_argv(uri: str, history: Path, *rest: str) -> list[str]:
     return [PY, "-m", "jobtui", "-c", uri, "--history", str(history), *rest]
 
 
-def events(lab: Lab, uri: str, tmp: Path, trials: int) -> None:
-    print(f"event -> screen: {trials} copies, each to READY then aborted", flush=True)
+def events(lab: Lab, uri: str, tmp: Path, trials: int, rounds: int) -> None:
+    print(f"event -> screen: {trials} copies, each to READY then aborted, {rounds} rounds")
     doms = []
     for i in range(trials):
         name = f"ev-{i:02d}"
         doms.append(lab.domain(name, [DiskSpec("vda", lab.image(name, 64, 32))]))
     virsh = Lines(["stdbuf", "-oL", "virsh", "-c", uri, "event", "--loop", "--all", "--timestamp"])
     watch = Lines(jobtui_argv(uri, tmp / "h-watch.sqlite3", "watch"))
-    tui = Pane("ev", jobtui_argv(uri, tmp / "h-tui.sqlite3"), (120, 35), tmp / "ev.out")
+    lat: dict[str, list[float]] = {"tui": [], "watch": [], "ready": [], "aborted": []}
     try:
-        tui.wait(row_has("ev-00"), 60)
-        time.sleep(3.0)
-        lat: dict[str, list[float]] = {"tui": [], "watch": [], "ready": [], "aborted": []}
-        for dom in doms:
-            name = dom.name()
-            for state, virsh_word, act in (
-                ("ready", "ready", lambda d=dom: lab.start_copy(d, "vda", bandwidth=0)),
-                ("aborted", "cancel", lambda d=dom: d.blockJobAbort("vda", 0)),
-            ):
-                time.sleep(random.uniform(0.3, 0.8))  # a random phase against any timer
-                since = time.time()
-                act()
-                t_tui = tui.wait(row_has(name, "copy-vda", state))
-                t_virsh = virsh.first(lambda ln, n=name, w=virsh_word: n in ln and w in ln, since)
-                t_watch = watch.first(lambda ln, n=name, s=state: n in ln and s in ln, since)
-                lat["tui"].append((t_tui - t_virsh) * 1000)
-                lat[state].append((t_tui - t_virsh) * 1000)
-                lat["watch"].append((t_watch - t_virsh) * 1000)
+        for r in range(rounds):
+            # A fresh TUI and history each round: the last round's finished copies
+            # (libvirt keeps none) would otherwise fill the table.
+            history = tmp / f"h-tui-{r}.sqlite3"
+            tui = Pane(f"ev{r}", jobtui_argv(uri, history), (120, 35), tmp / f"ev{r}.out")
+            try:
+                tui.wait(row_has("ev-00"), 60)
+                time.sleep(3.0)
+                for dom in doms:
+                    _copy_and_abort(lab, dom, tui, virsh, watch, lat)
+            finally:
+                tui.close()
         report("event: TUI screen after virsh's line", lat["tui"])
         report("event: jobtui watch line after virsh's line", lat["watch"])
         # A state in place (ready) against a row that moves to the finished ones (aborted).
         report("event: TUI, ready only", lat["ready"])
         report("event: TUI, aborted only", lat["aborted"])
     finally:
-        tui.close()
         watch.close()
         virsh.close()
     keys(uri, tmp, 30)
+
+
+def _copy_and_abort(
+    lab: Lab,
+    dom: libvirt.virDomain,
+    tui: Pane,
+    virsh: Lines,
+    watch: Lines,
+    lat: dict[str, list[float]],
+) -> None:
+    name = dom.name()
+    for state, virsh_word, act in (
+        ("ready", "ready", lambda: lab.start_copy(dom, "vda", bandwidth=0)),
+        ("aborted", "cancel", lambda: dom.blockJobAbort("vda", 0)),
+    ):
+        time.sleep(random.uniform(0.3, 0.8))  # a random phase against any timer
+        since = time.time()
+        act()
+        t_tui = tui.wait(row_has(name, "copy-vda", state))
+        t_virsh = virsh.first(lambda ln, w=virsh_word: name in ln and w in ln, since)
+        t_watch = watch.first(lambda ln, s=state: name in ln and s in ln, since)
+        lat["tui"].append((t_tui - t_virsh) * 1000)
+        lat[state].append((t_tui - t_virsh) * 1000)
+        lat["watch"].append((t_watch - t_virsh) * 1000)
 
 
 def keys(uri: str, tmp: Path, presses: int) -> None:
@@ -414,6 +433,7 @@ def main() -> None:
     ap.add_argument(
         "--trials", type=int, default=14, help="copies for event -> screen (at most 17)"
     )
+    ap.add_argument("--rounds", type=int, default=2, help="event rounds, a fresh TUI each")
     ap.add_argument("--launches", type=int, default=6, help="launches for first frame")
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
     ap.add_argument("--storm", type=float, default=30.0, help="seconds of the storm scene")
@@ -433,7 +453,7 @@ def main() -> None:
             with private_daemon(base) as d, Lab(uri=d.uri, prefix="jobtui-bench-") as lab:
                 lab_tmp = lab.root
                 if not only or "events" in only:
-                    events(lab, d.uri, lab_tmp, args.trials)
+                    events(lab, d.uri, lab_tmp, args.trials, args.rounds)
                 if not only or "fifty" in only:
                     fifty(lab, d.uri, lab_tmp, args.launches, args.idle)
         if not only or "storm" in only:

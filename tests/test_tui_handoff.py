@@ -14,7 +14,7 @@ from datetime import UTC
 from typing import Any
 
 from jobtui import recorded
-from jobtui.model import JobKey
+from jobtui.model import JobKey, JobState
 from jobtui.recorded import RecordedSource
 from jobtui.tui.app import JobTUI
 from jobtui.tui.view import FlushReport
@@ -196,3 +196,23 @@ async def test_the_clock_repaints_only_what_moves_with_it():
         src.clock.advance(1.0)
         app.flush_updates()
         assert detail._shown is shown
+
+
+async def test_a_state_change_never_waits_for_a_progress_window():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    flushes: list[FlushReport] = []
+    # A progress window that never closes by itself: only news may cut through it.
+    app = make_app(src, coalesce=3600, on_flush=flushes.append)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        table = app.query_one(JobTable)
+        end = src.job(pull).end
+        from_thread(lambda: src.progress(pull, current=end * 45 // 100))
+        await pilot.pause(0.1)
+        assert not cell(table, pull, "progress").endswith("45%")  # held: the window is open
+        from_thread(lambda: src.set_state(pull, JobState.PAUSED))
+        await pilot.pause(0.1)  # a frame is 1/60 s; a slow machine only waits longer
+        # The pause is on screen, and the progress that waited came with it.
+        assert cell(table, pull, "state") == "paused"
+        assert cell(table, pull, "progress").endswith("45%")

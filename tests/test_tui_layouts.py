@@ -16,12 +16,15 @@ from datetime import UTC
 from typing import Any
 
 from textual.screen import Screen
+from textual.widgets._footer import FooterKey
 
 from jobtui import recorded
 from jobtui.model import JobKey, JobState, JobStateChanged
 from jobtui.recorded import RecordedSource
 from jobtui.tui.app import JobTUI
+from jobtui.tui.screens.confirm import ConfirmScreen
 from jobtui.tui.screens.help import HelpScreen
+from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.domain_tree import DomainTree
 from jobtui.tui.widgets.footer import KeyFooter
 from jobtui.tui.widgets.job_table import JobTable
@@ -85,6 +88,36 @@ async def test_a_state_flip_of_the_selected_job_lays_out_nothing():
         assert footer.rebuilds == rebuilt
 
 
+async def test_a_copy_becoming_ready_undims_finalize_in_place():
+    src = recorded.busy()
+    copy = next(j.key for j in src.jobs() if j.name == "copy-vda")
+    src.set_state(copy, JobState.RUNNING)
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.query_one(JobTable).select(copy)
+        await pilot.pause(0.2)
+        footer = app.query_one(KeyFooter)
+
+        def finalize_key() -> FooterKey:
+            return next(k for k in footer.query(FooterKey) if k.action == "finalize")
+
+        assert finalize_key().has_class("-disabled")  # not READY yet: dimmed
+        rebuilt, restyled = footer.rebuilds, footer.restyles
+        with layouts(app) as seen:
+            src.set_state(copy, JobState.READY)
+            app.flush_updates()
+            await pilot.pause(0.2)
+        # The same keys: finalize undimmed where it was, nothing laid out or rebuilt.
+        assert not finalize_key().has_class("-disabled")
+        assert (footer.rebuilds, footer.restyles) == (rebuilt, restyled + 1)
+        assert seen == []
+        # And it acts as a key that applies: clicking it asks to finalize.
+        await pilot.click(finalize_key())
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+
+
 async def test_a_row_added_or_moved_in_a_full_table_lays_out_nothing():
     src = recorded.many(2000)
     keys = [j.key for j in src.jobs()]
@@ -114,22 +147,25 @@ async def test_a_row_added_or_moved_in_a_full_table_lays_out_nothing():
         assert tree.scroll_y == tree.max_scroll_y > 0
 
 
-async def test_a_row_added_while_the_table_has_room_grows_it():
+async def test_a_row_added_while_the_table_has_room_moves_nothing_else():
     src = recorded.busy()
     app = make_app(src)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one(JobTable)
-        height = table.outer_size.height
+        detail = app.query_one(DetailPane)
+        box, pane = table.region, detail.region
         rows = table.row_count
         with layouts(app) as seen:
             new_job(src, table.job_keys[0], "new-vdz")
             app.flush_updates()
             await pilot.pause(0.2)
-        # The table's box follows its rows here: one layout, one line taller.
+        # The table's box is fixed: the new row is there, the detail pane stays put.
         assert table.row_count == rows + 1
-        assert table.outer_size.height == height + 1
-        assert seen
+        assert any(k.name == "new-vdz" for k in table.job_keys)
+        assert "new-vdz" in app.export_screenshot().replace("&#160;", " ")
+        assert (table.region, detail.region) == (box, pane)
+        assert seen == []
 
 
 async def test_help_opens_and_closes_without_rebuilding_the_footer():

@@ -3,8 +3,9 @@
 Data flows one way. The engine's callbacks (on its threads) only queue the
 immutable event and wake the app (one wake-up message for however many events
 are queued); the app folds the queued events into its `JobStore` and paints at
-once when the screen is idle, or at most once per `coalesce` seconds while
-events keep coming (a storm). Everything that may block on the engine (the job
+once when the screen is idle, a change of state within a frame, and progress at
+most once per `coalesce` seconds while events keep coming (jobtui.tui.inbox).
+Everything that may block on the engine (the job
 list, control, job XML) runs in a thread worker that answers with a typed
 message. The event loop never waits on libvirt.
 """
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import tzinfo
@@ -46,6 +45,7 @@ from jobtui.tui import keymap, textual_fixes
 from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
 from jobtui.tui.config import Config, load_config, save_theme
 from jobtui.tui.format import short_host
+from jobtui.tui.inbox import Inbox
 from jobtui.tui.messages import EngineEventsPending, SnapshotLoaded, XmlLoaded
 from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
@@ -135,13 +135,9 @@ class JobView(App[None]):
         self._tz = tz
         self._coalesce = coalesce
         self._on_flush = on_flush
-        # Engine threads append here; the UI drains it. One wake-up message is in flight
-        # at most, however many events are queued behind it.
-        self._inbox: deque[tuple[EngineEvent, float]] = deque()
-        self._inbox_lock = threading.Lock()
-        self._wake_posted = False
-        self._last_paint = float("-inf")  # time.monotonic() of the last applied batch
+        self._inbox = Inbox(lambda: self.post_message(EngineEventsPending()), coalesce=coalesce)
         self._paint_timer: Timer | None = None
+        self._paint_due = 0.0  # when the pending timer fires (time.monotonic())
         self._visible_keys: list[JobKey] | None = None  # jobs with a row, in display order
         self._store = JobStore()
         self._scope: Scope = ALL
@@ -298,37 +294,33 @@ class JobView(App[None]):
     # --- engine → UI -----------------------------------------------------------------------
 
     def _hand_off(self, event: EngineEvent) -> None:
-        # Runs on an engine thread: stamp, queue, and wake the UI if no wake-up is on
-        # its way already (post_message is thread-safe). Nothing else.
-        item = (event, self._clock())
-        with self._inbox_lock:
-            self._inbox.append(item)
-            if self._wake_posted:
-                return
-            self._wake_posted = True
-        self.post_message(EngineEventsPending())
+        # Runs on an engine thread: stamp and queue (the inbox wakes the UI). Nothing else.
+        self._inbox.put(event, self._clock())
 
     def on_engine_events_pending(self, message: EngineEventsPending) -> None:
-        self._drain()
-        wait = self._last_paint + self._coalesce - time.monotonic()
-        if wait <= 0:
-            # The screen has been idle: this event is the news, paint it now.
+        news = self._drain()
+        due = self._inbox.due(news=news)
+        now = time.monotonic()
+        if due <= now:
+            # The screen has been quiet long enough for this: paint it now.
             self._apply_batch()
-        elif self._paint_timer is None:
-            # Events keep coming: one paint when the window closes takes them all.
-            self._paint_timer = self.set_timer(wait, self._coalesced_paint)
+        elif self._paint_timer is None or due < self._paint_due:
+            # Events keep coming: one paint when the window closes takes them all
+            # (sooner if news came in behind a progress window).
+            if self._paint_timer is not None:
+                self._paint_timer.stop()
+            self._paint_due = due
+            self._paint_timer = self.set_timer(due - now, self._coalesced_paint)
 
     def _coalesced_paint(self) -> None:
         self._paint_timer = None
         self._drain()
         self._apply_batch()
 
-    def _drain(self) -> None:
-        """Fold every queued engine event into the store (cheap: dict writes)."""
-        with self._inbox_lock:
-            items = list(self._inbox)
-            self._inbox.clear()
-            self._wake_posted = False
+    def _drain(self) -> bool:
+        """Fold every queued engine event into the store (cheap: dict writes); True if
+        any of them is news rather than progress."""
+        items, news = self._inbox.take()
         for event, at in items:
             if isinstance(event, HostChanged):
                 before = self._store.hosts.get(event.host.uri)
@@ -340,6 +332,7 @@ class JobView(App[None]):
                     # Back from a lost connection: rebuild from a fresh list (keyed rows).
                     self._load(self._store.seq)
             self._store.apply(event, at)
+        return news
 
     @work(thread=True, group="engine")
     def _start_engine(self) -> None:
@@ -414,7 +407,7 @@ class JobView(App[None]):
             return
         if changes:
             # Clock ticks do not count: only engine news opens a coalescing window.
-            self._last_paint = time.monotonic()
+            self._inbox.painted(time.monotonic())
         store = self._store
         table = self.query_one(JobTable)
 

@@ -21,8 +21,7 @@ from jobtui.tui.styles import Palette, palette
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
 _LONG = 28
-# Narrower than this, one label/value pair per line (80 columns must stay readable).
-_TWO_COLUMNS = 90
+_LABEL = 9  # the narrowest label column
 
 
 def _label(key: str) -> str:
@@ -97,12 +96,17 @@ class FieldGrid:
         self.pal = pal
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        per_line = 2 if options.max_width >= _TWO_COLUMNS else 1
         short = [(k, v) for k, v in self.rows if len(str(v)) <= _LONG]
         long = [(k, v) for k, v in self.rows if len(str(v)) > _LONG]
+        # Two pairs to a line only if the longest label and value fit twice: an
+        # ellipsis in a figure is worse than a longer pane (80 columns stay readable).
+        label = max((cell_len(str(k)) for k, _v in short), default=0)
+        value = max((cell_len(str(v)) for _k, v in short), default=0)
+        pair = max(label, _LABEL) + 1 + value
+        per_line = 2 if 2 * pair + 1 <= options.max_width else 1
         pairs = Table.grid(padding=(0, 1), expand=True)
         for _ in range(per_line):
-            pairs.add_column(style=self.pal.muted, no_wrap=True, min_width=9)
+            pairs.add_column(style=self.pal.muted, no_wrap=True, min_width=_LABEL)
             pairs.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         for i in range(0, len(short), per_line):
             cells: list[RenderableType] = []
@@ -110,7 +114,7 @@ class FieldGrid:
                 cells += [Text(k), v]
             pairs.add_row(*cells)
         wide = Table.grid(padding=(0, 1), expand=True)
-        wide.add_column(style=self.pal.muted, no_wrap=True, min_width=9)
+        wide.add_column(style=self.pal.muted, no_wrap=True, min_width=_LABEL)
         wide.add_column(overflow="fold", ratio=1)
         for k, v in long:
             wide.add_row(Text(k), v)
@@ -120,11 +124,38 @@ class FieldGrid:
         yield wide
 
 
+class MinLines:
+    """A renderable drawn at least `lines` lines tall (blank lines below it)."""
+
+    def __init__(self, content: RenderableType, lines: int) -> None:
+        self.content = content
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        drawn = console.render_lines(self.content, options, pad=False)
+        for line in drawn:
+            yield from line
+            yield Segment.line()
+        for _ in range(self.lines - len(drawn)):
+            yield Segment.line()
+
+
 class LineStatic(Static):
     """A Static whose new content repaints only the lines that changed (a job's
-    figures move a line or two at a time; the rest of the pane is not sent again)."""
+    figures move a line or two at a time; the rest of the pane is not sent again).
+
+    It is drawn at least `min_lines` tall: fields that come and go within that height
+    (a hint gone at READY, a stat that appears) change lines, not the widget's height,
+    and a height change is what makes Textual lay out the whole screen."""
 
     _hold_refresh = False
+    min_lines = 0
+    _content: RenderableType = ""
+
+    def set_min_lines(self, lines: int) -> None:
+        if lines != self.min_lines:
+            self.min_lines = lines
+            self.show(self._content, layout=True)
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id)
@@ -142,6 +173,9 @@ class LineStatic(Static):
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def show(self, content: RenderableType, *, layout: bool) -> None:
+        self._content = content
+        if self.min_lines:
+            content = MinLines(content, self.min_lines)
         width = self.content_region.width
         console = self.app.console
         lines = (
@@ -173,12 +207,19 @@ class DetailPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
-        yield LineStatic(id="detail-fields")
+        # The rate above the fields: the fields fill the rest of the pane (min_lines),
+        # so their line count can change without moving anything.
         with Horizontal(id="detail-rate"):
             yield Label("rate", id="detail-rate-label")
             yield Sparkline([], id="detail-spark")
             yield Label("", id="detail-rate-max")
+        yield LineStatic(id="detail-fields")
         yield Static(id="detail-xml")
+
+    def on_resize(self) -> None:
+        # The title and the rate line take one line each.
+        room = self.scrollable_content_region.height - 2
+        self.query_one("#detail-fields", LineStatic).set_min_lines(max(0, room))
 
     def show_job(
         self,

@@ -1,0 +1,63 @@
+"""Engine events on their way to the screen, and when the next paint is due.
+
+Engine threads put events here; the UI thread takes them all at once. One wake-up is
+in flight at most, however many events queue behind it. When to apply what was taken:
+
+- on a screen that has been quiet, at once: that event is the news;
+- a change of state (a job started, READY, finished, paused; a domain or host
+  changed) at most one frame after the last paint, so it never waits behind a
+  progress window — an operator waiting for READY to pivot sees it as libvirt says it;
+- progress alone once per coalescing window while events keep coming: a storm of
+  figures is painted a few times a second, not once per event.
+
+No Textual here: the app owns the timer, this owns the arithmetic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from jobtui.model import EngineEvent, JobProgress
+
+# About one frame at Textual's 60 frames a second: a state change is never held longer
+# than the screen itself would hold it.
+NEWS_GAP = 1 / 60
+
+
+class Inbox:
+    def __init__(self, wake: Callable[[], object], *, coalesce: float) -> None:
+        """`wake` is called on the engine thread when the first event of a batch comes
+        (it must be thread-safe: Textual's post_message is)."""
+        self._wake = wake
+        self._coalesce = coalesce
+        self._items: deque[tuple[EngineEvent, float]] = deque()
+        self._lock = threading.Lock()
+        self._wake_posted = False
+        self._last_paint = float("-inf")  # monotonic time of the last applied batch
+
+    def put(self, event: EngineEvent, at: float) -> None:
+        """Engine thread: queue, and wake the UI unless a wake-up is on its way."""
+        with self._lock:
+            self._items.append((event, at))
+            if self._wake_posted:
+                return
+            self._wake_posted = True
+        self._wake()
+
+    def take(self) -> tuple[list[tuple[EngineEvent, float]], bool]:
+        """UI thread: everything queued, and whether any of it is news (not progress)."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._wake_posted = False
+        return items, any(not isinstance(event, JobProgress) for event, _at in items)
+
+    def due(self, *, news: bool) -> float:
+        """The monotonic time a batch holding news (or only progress) may be applied."""
+        return self._last_paint + (min(NEWS_GAP, self._coalesce) if news else self._coalesce)
+
+    def painted(self, now: float) -> None:
+        """A batch with changes was applied at `now` (monotonic): it opens a window."""
+        self._last_paint = now
