@@ -28,15 +28,20 @@ def test_one_wake_up_for_however_many_events_until_taken():
     assert len(wakes) == 2  # a new batch wakes the UI again
 
 
-def test_news_is_due_within_a_frame_and_progress_after_the_window():
+def test_news_waits_only_for_news_and_progress_for_its_window():
     inbox = Inbox(lambda: None, coalesce=0.04)
     assert inbox.due(news=False) < 0 and inbox.due(news=True) < 0  # quiet: at once
-    inbox.painted(100.0)
+    inbox.painted(100.0, news=False)
+    # Progress was just painted: more progress waits for the window, news does not.
     assert inbox.due(news=False) == 100.0 + 0.04
-    assert inbox.due(news=True) == 100.0 + NEWS_GAP
+    assert inbox.due(news=True) < 100.0
+    inbox.painted(100.5, news=True)
+    # News was just painted: more news waits a frame (a burst is painted once a frame).
+    assert inbox.due(news=True) == 100.5 + NEWS_GAP
+    assert inbox.due(news=False) == 100.5 + 0.04
     # A window shorter than a frame is never lengthened for news.
     short = Inbox(lambda: None, coalesce=0.001)
-    short.painted(100.0)
+    short.painted(100.0, news=True)
     assert short.due(news=True) == 100.0 + 0.001
 
 

@@ -5,8 +5,9 @@ in flight at most, however many events queue behind it. When to apply what was t
 
 - on a screen that has been quiet, at once: that event is the news;
 - a change of state (a job started, READY, finished, paused; a domain or host
-  changed) at most one frame after the last paint, so it never waits behind a
-  progress window — an operator waiting for READY to pivot sees it as libvirt says it;
+  changed) at once too, unless another change of state was painted less than a frame
+  ago: it never waits behind a progress window — an operator waiting for READY to
+  pivot sees it as libvirt says it — and a burst of them is still painted once a frame;
 - progress alone once per coalescing window while events keep coming: a storm of
   figures is painted a few times a second, not once per event.
 
@@ -35,7 +36,9 @@ class Inbox:
         self._items: deque[tuple[EngineEvent, float]] = deque()
         self._lock = threading.Lock()
         self._wake_posted = False
-        self._last_paint = float("-inf")  # monotonic time of the last applied batch
+        # Monotonic times of the last applied batch, and of the last one with news.
+        self._last_paint = float("-inf")
+        self._last_news = float("-inf")
 
     def put(self, event: EngineEvent, at: float) -> None:
         """Engine thread: queue, and wake the UI unless a wake-up is on its way."""
@@ -56,8 +59,12 @@ class Inbox:
 
     def due(self, *, news: bool) -> float:
         """The monotonic time a batch holding news (or only progress) may be applied."""
-        return self._last_paint + (min(NEWS_GAP, self._coalesce) if news else self._coalesce)
+        if news:
+            return self._last_news + min(NEWS_GAP, self._coalesce)
+        return self._last_paint + self._coalesce
 
-    def painted(self, now: float) -> None:
+    def painted(self, now: float, *, news: bool) -> None:
         """A batch with changes was applied at `now` (monotonic): it opens a window."""
         self._last_paint = now
+        if news:
+            self._last_news = now

@@ -138,6 +138,11 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.jobs or self.removed or self.structure or self.hosts or self.transitions)
 
+    @property
+    def news(self) -> bool:
+        """Anything but figures moved: a job, domain or host came, went or changed state."""
+        return bool(self.removed or self.structure or self.hosts or self.transitions)
+
 
 class JobStore:
     def __init__(self) -> None:

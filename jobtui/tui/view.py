@@ -407,7 +407,7 @@ class JobView(App[None]):
             return
         if changes:
             # Clock ticks do not count: only engine news opens a coalescing window.
-            self._inbox.painted(time.monotonic())
+            self._inbox.painted(time.monotonic(), news=changes.news)
         store = self._store
         table = self.query_one(JobTable)
 

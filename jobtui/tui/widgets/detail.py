@@ -236,11 +236,11 @@ class DetailPane(VerticalScroll):
         if job is None:
             if self._shown != ("empty", empty, pal):
                 self._shown = ("empty", empty, pal)
-                title.update(Text(empty, style=pal.muted))
-                self.query_one("#detail-fields", LineStatic).show("", layout=True)
-            self.set_class(True, "-empty")
+                # Every line keeps its place and size: the pane empties without a layout.
+                title.update(Text(empty, style=pal.muted), layout=False)
+                self.query_one("#detail-fields", LineStatic).show("", layout=False)
+                self._show_rate(None)
             return
-        self.set_class(False, "-empty")
         rate = track.rate if track is not None else None
         rows = _fields(job, domain, rate, now, pal)
         history = list(track.history) if track is not None else []
@@ -264,10 +264,20 @@ class DetailPane(VerticalScroll):
         self.query_one("#detail-fields", LineStatic).show(
             FieldGrid(rows, hints or [], pal), layout=False
         )
-        self.query_one("#detail-spark", Sparkline).data = history
-        peak = f"max {human_rate(max(history))}" if history else "no samples yet"
-        label = self.query_one("#detail-rate-max", Label)
-        label.update(peak, layout=cell_len(peak) != cell_len(str(label.content)))
+        self._show_rate(history)
+
+    def _show_rate(self, history: list[float] | None) -> None:
+        """The rate line: a sparkline of the samples and their peak (None: no job)."""
+        self.query_one("#detail-rate-label", Label).update(
+            "" if history is None else "rate", layout=False
+        )
+        self.query_one("#detail-spark", Sparkline).data = history or []
+        if history is None:
+            peak = ""
+        else:
+            peak = f"max {human_rate(max(history))}" if history else "no samples yet"
+        # Its width is fixed (the CSS fits the widest peak): no layout.
+        self.query_one("#detail-rate-max", Label).update(peak, layout=False)
 
     def show_xml(self, text: str, *, error: bool = False) -> None:
         xml = self.query_one("#detail-xml", Static)
