@@ -200,7 +200,7 @@ class JobView(App[None]):
                 yield DetailPane(id="detail")
         yield EventLog(id="event-log")
         yield StatusLine(id="status")
-        yield KeyFooter(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         if self._keymap_path is not None:
