@@ -10,7 +10,7 @@ from typing import Any
 from textual.widgets import DataTable, Tree
 
 from jobtui import recorded
-from jobtui.model import JobKey, JobState, JobStateChanged
+from jobtui.model import JobDismissed, JobKey, JobState, JobStateChanged
 from jobtui.recorded import RecordedSource
 from jobtui.tui.app import JobTUI
 from jobtui.tui.widgets.domain_tree import DomainTree, JobRef
@@ -98,3 +98,51 @@ async def test_what_moved_shows_and_clicks_as_the_job_now_there(monkeypatch):
             assert metas == {y}
             if isinstance(node.data, JobRef):
                 assert node.data.key.name in strip.text
+
+
+def screen_text(app: JobTUI) -> str:
+    return app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_what_only_changed_lines_repaint_shows_is_what_a_full_repaint_shows():
+    # The table and the tree repaint only the lines a sync changed. Whatever a sequence
+    # of jobs coming, finishing, moving and going leaves on screen must be what
+    # drawing every line again shows: no line left stale.
+    import random
+
+    rnd = random.Random(7)
+    src = recorded.many(12, hosts=2)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.2)
+        table, tree = app.query_one(JobTable), app.query_one(DomainTree)
+        n = 0
+        for step in range(40):
+            jobs = src.jobs()
+            active = [j for j in jobs if j.state.active]
+            finished = [j for j in jobs if j.state.finished]
+            what = rnd.choice(["new", "new", "finish", "ready", "dismiss", "hide"])
+            if what == "new" or not active:
+                n += 1
+                base = rnd.choice(jobs)
+                key = JobKey(base.key.host, base.key.domain_uuid, f"n{n}-vd", base.key.started + n)
+                job = base.evolve(key=key, state=JobState.RUNNING)
+                src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))
+            elif what == "finish":
+                src.set_state(
+                    rnd.choice(active).key, rnd.choice([JobState.COMPLETED, JobState.FAILED])
+                )
+            elif what == "ready":
+                src.set_state(rnd.choice(active).key, JobState.READY)
+            elif what == "dismiss" and finished:
+                src.emit(JobDismissed(rnd.choice(finished).key))
+            elif what == "hide":
+                await pilot.press("h")  # finished jobs hidden, or shown again
+            app.flush_updates()
+            await pilot.pause(0.05)
+            shown = screen_text(app)
+            table.refresh()
+            tree.refresh()
+            await pilot.pause(0.05)
+            assert shown == screen_text(app), f"a stale line after step {step} ({what})"

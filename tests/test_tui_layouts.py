@@ -283,3 +283,15 @@ async def test_help_draws_its_key_table_once_for_its_keys_and_width(monkeypatch)
             await pilot.pause(0.1)
         assert "key" in shown and "id (keymap)" in shown
         assert 1 <= len(built) <= 2  # measured once, drawn once at this width
+
+
+async def test_the_key_bar_follows_the_terminal_width():
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KeyFooter)
+        assert len(key_bar(footer)) == SIZE[0]
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert len(key_bar(footer)) == 80 and "q Quit" in key_bar(footer)

@@ -6,7 +6,10 @@ every widget, though the table's box stays where it was once it is at its maximu
 height, and the tree's box never depends on what it holds. `ContentBoxed` asks for a
 layout only when the widget's box may change: a scrollbar comes or goes, or its height
 follows its content (`height: auto`) and the content did not overflow the box before
-and after. Otherwise the scrollbars learn the new size and the widget repaints itself.
+and after. Otherwise the scrollbars learn the new size; the widget repaints itself
+only if its width changed (every line may be drawn differently). When only the height
+changed, rows or lines came or went: the widget that moved them repaints the lines
+that changed (JobTable.sync, DomainTree.sync), not all of them.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ class ContentBoxed(ScrollView):
             room = self.scrollable_content_region.height
             if not (old.height > room and new.height > room):
                 self._ask_layout()
-            else:
+            elif old.width != new.width:
                 self.refresh()
-        else:
+        elif old.width != new.width:
             self.refresh()
 
     def _ask_layout(self) -> None:

@@ -155,6 +155,8 @@ def describe(
 
 
 class DomainTree(Tree[NodeRef], ContentBoxed):
+    _syncing = False  # inside sync(): it repaints the lines that changed itself
+
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__("all jobs", data=None, id=id)
         self.guide_depth = 2
@@ -182,7 +184,20 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
         # Tree's root._reset(), less its version bump: the root is on every line's path,
         # and a new version would draw every line again (see _render_line).
         self.root._hover_ = self.root._selected_ = False
-        self.refresh()
+        if not self._syncing:  # sync() repaints the lines that changed, not all
+            self.refresh()
+
+    def _line_keys(self) -> list[tuple[object, ...]]:
+        """What each line shows, as far as a sync can change it (see _render_line)."""
+        return [
+            (
+                line.last,
+                line.node._id,
+                line.node._updates,
+                tuple((n._id, n.is_last) for n in line.path),
+            )
+            for line in self._tree_lines
+        ]
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         """Tree's line, drawn again only when the line or its look changed (see
@@ -224,7 +239,18 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
 
     def sync(self, specs: list[NodeSpec]) -> None:
         cursor = self.cursor_node
-        _sync_children(self.root, specs)
+        before = self._line_keys()
+        self._syncing = True
+        try:
+            _sync_children(self.root, specs)
+        finally:
+            self._syncing = False
+        after = self._line_keys()
+        # A job that came shifts the lines below it; one that finished changes its own
+        # line: those are drawn again, and the lines left empty at the end.
+        for y in range(max(len(before), len(after))):
+            if y >= len(before) or y >= len(after) or before[y] != after[y]:
+                self._refresh_line(y)
         self._job_nodes = {n.data.key: n for n in _walk(self.root) if isinstance(n.data, JobRef)}
         if cursor is not None and not self._alive(cursor):
             # Its node went away (filtered, dismissed): fall back to "all jobs" rather

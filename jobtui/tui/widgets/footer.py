@@ -112,8 +112,9 @@ class KeyFooter(Widget, can_focus=False):
     def render_line(self, y: int) -> Strip:
         if y != 0:
             return Strip.blank(self.size.width, self.rich_style)
-        if self._strip is None:
-            self._strip = self._draw(self.size.width)
+        width = self.size.width
+        if self._strip is None or self._strip.cell_length != width:
+            self._strip = self._draw(width)
         return self._strip
 
     def _draw(self, width: int) -> Strip:

@@ -293,17 +293,21 @@ class JobTable(DataTable[Cell], ContentBoxed):
         if added or removed:
             # Rows that came or went change the widest name: what fits depends on the
             # rows shown now, not on those there when the terminal was last resized.
+            # (New columns repaint the whole table.)
             self.fit(self.size.width)
-            self.refresh()
-        else:
-            if reordered:
-                # A job that finished moves among the finished ones: only the lines
-                # whose row changed are drawn again, not the whole table.
-                self._repaint_lines(
-                    [i for i, k in enumerate(order) if i >= len(before) or before[i] != k]
-                )
-            if dirty:
-                self._repaint_cells(dirty)
+        if reordered:
+            # A job that came, went or finished: only the lines whose row changed are
+            # drawn again (those below a new row, between a finished job's old and new
+            # place), and the lines left empty at the end.
+            self._repaint_lines(
+                [
+                    i
+                    for i in range(max(len(before), len(order)))
+                    if i >= len(before) or i >= len(order) or before[i] != order[i]
+                ]
+            )
+        if dirty:
+            self._repaint_cells(dirty)
         self._restore_cursor(selected, index)
         return touched
 
