@@ -447,6 +447,9 @@ def main() -> None:
     if not shutil.which("tmux") or not shutil.which("virsh"):
         raise SystemExit("needs tmux and virsh")
     _compile()
+    # A session that outlives every scene's: tmux's server exits with its last session,
+    # and a new one asked for while it is exiting fails (the next round's TUI did).
+    subprocess.run([*TMUX, "new-session", "-d", "-s", "keep", "-c", NEUTRAL_CWD, "sleep 1d"])
     base = Path(tempfile.mkdtemp(prefix="jtb-", dir="/tmp"))
     try:
         if not only or only & {"events", "fifty"}:
