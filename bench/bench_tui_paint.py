@@ -1,0 +1,102 @@
+"""What one event costs to paint: a job that starts, becomes READY, and is aborted.
+
+The TUI headless at 120x35 over the recorded source (canned jobs: this measures the
+UI's drawing, not libvirt), 14 finished copies on screen as in bench_tui_terminal's
+event scene; each round starts a copy on one of their domains, makes it READY, then
+aborts it. Timed: each screen refresh Textual composes for the terminal (the
+compositor's render of what changed), and which widgets' lines it drew.
+
+    .venv/bin/python bench/bench_tui_paint.py [--rounds 14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+# Last, so a tree under test on PYTHONPATH (an A/B run) is the one imported.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from textual.screen import Screen  # noqa: E402
+from textual.widget import Widget  # noqa: E402
+
+from jobtui import recorded  # noqa: E402
+from jobtui.model import JobKey, JobState, JobStateChanged  # noqa: E402
+from jobtui.tui.app import JobTUI  # noqa: E402
+
+PHASE = ["load"]
+PAINTS: dict[str, list[float]] = defaultdict(list)
+DRAWN: dict[tuple[str, str], float] = defaultdict(float)
+
+
+def instrument() -> None:
+    refresh, render = Screen._compositor_refresh, Widget.render_lines
+
+    def timed_refresh(screen: Screen[Any]) -> None:
+        dirty = bool(screen._dirty_widgets)
+        t = time.perf_counter()
+        refresh(screen)
+        if dirty:
+            PAINTS[PHASE[0]].append((time.perf_counter() - t) * 1000)
+
+    def timed_render(widget: Widget, crop: Any) -> Any:
+        t = time.perf_counter()
+        lines = render(widget, crop)
+        DRAWN[(PHASE[0], type(widget).__name__)] += (time.perf_counter() - t) * 1000
+        return lines
+
+    Screen._compositor_refresh = timed_refresh  # type: ignore[method-assign]
+    Widget.render_lines = timed_render  # type: ignore[method-assign]
+
+
+async def scene(rounds: int) -> None:
+    src = recorded.many(14, hosts=1)
+    for job in src.jobs():
+        src.set_state(job.key, JobState.ABORTED)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.5)
+        domains = src.jobs()
+        for i in range(rounds):
+            like = domains[i % len(domains)]
+            key = JobKey(like.key.host, like.key.domain_uuid, "copy-vda", like.key.started + 1 + i)
+            job = like.evolve(key=key, state=JobState.RUNNING)
+            PHASE[0] = "start"
+            src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))
+            await pilot.pause(0.3)
+            PHASE[0] = "ready"
+            src.set_state(key, JobState.READY)
+            await pilot.pause(0.3)
+            PHASE[0] = "abort"
+            src.set_state(key, JobState.ABORTED)
+            await pilot.pause(0.3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=14)
+    args = ap.parse_args()
+    instrument()
+    asyncio.run(scene(args.rounds))
+    import jobtui
+
+    print(f"jobtui under test: {Path(jobtui.__file__).parent}")
+    head = f"{'event':6} {'paints':>6} {'median ms':>10} {'max ms':>8}"
+    print(f"{head}   widgets drawn (ms, all paints)")
+    for phase in ("start", "ready", "abort"):
+        ms = PAINTS[phase]
+        top = sorted(((v, w) for (p, w), v in DRAWN.items() if p == phase), reverse=True)[:3]
+        widgets = ", ".join(f"{w} {v:.0f}" for v, w in top)
+        print(f"{phase:6} {len(ms):6} {statistics.median(ms):10.1f} {max(ms):8.1f}   {widgets}")
+
+
+if __name__ == "__main__":
+    main()
