@@ -65,9 +65,11 @@ async def scene(rounds: int) -> None:
         await app.wait_until_loaded()
         await pilot.pause(0.5)
         domains = src.jobs()
+        latest = max(j.key.started for j in domains)
         for i in range(rounds):
             like = domains[i % len(domains)]
-            key = JobKey(like.key.host, like.key.domain_uuid, "copy-vda", like.key.started + 1 + i)
+            # A new job each round: later than any on screen, so it sorts first.
+            key = JobKey(like.key.host, like.key.domain_uuid, "copy-vda", latest + 1 + i)
             job = like.evolve(key=key, state=JobState.RUNNING)
             PHASE[0] = "start"
             src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))

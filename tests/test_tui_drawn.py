@@ -68,6 +68,30 @@ async def test_a_new_job_draws_its_row_not_the_whole_table_and_tree(monkeypatch)
         assert draws.lines <= 6  # its node, its domain's line, the cursor's
 
 
+async def test_a_job_that_finishes_and_moves_down_draws_its_lines_not_its_siblings(monkeypatch):
+    # Ten running jobs on one domain; the first finishes and sorts below the others.
+    # Its siblings keep their tree nodes (and so their drawn lines), as they would
+    # not if the nodes below it were removed and added again.
+    src = recorded.many(28, hosts=1)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    draws = Draws(monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.3)
+        tree = app.query_one(DomainTree)
+        first = tree.get_node_at_line(3)
+        assert first is not None and isinstance(first.data, JobRef)
+        siblings = [n.data for n in first.parent.children] if first.parent else []
+        assert len(siblings) == 10
+        draws.lines = 0
+        src.set_state(first.data.key, JobState.COMPLETED)
+        await pilot.pause(0.3)
+        moved = tree.get_node_at_line(3)
+        assert moved is not None and moved.data != first.data  # it moved down
+        # Drawn again: its line (where it is now), the line it left, the cursor's.
+        assert draws.lines <= 4 < len(siblings)
+
+
 async def test_what_moved_shows_and_clicks_as_the_job_now_there(monkeypatch):
     src = recorded.many(28, hosts=1)
     app = JobTUI(src, clock=src.clock, tz=UTC)

@@ -205,7 +205,9 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
         expansion, marks), what the guides of the nodes above it show, and everything
         else Tree's drawing reads; a line that only moved gets its new line number in
         its mouse metadata. The versions of the nodes above are left out: they move
-        with every child added and every cursor move, and would draw every line."""
+        with every child added and every cursor move, and would draw every line. So is
+        the tree's virtual width (a longer label, "completed"): Tree pads a line to it
+        and then crops it to x1..x2, which never reach past the padding."""
         lines = self._tree_lines
         if y >= len(lines):
             return super()._render_line(y, x1, x2, base_style)
@@ -215,7 +217,6 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
             x2,
             base_style,
             self.size.width,
-            self.virtual_size.width,
             self.hover_line >= 0,
             self.hover_line == y,
             self.cursor_line == y,
@@ -288,15 +289,14 @@ def _sync_children(parent: TreeNode[NodeRef], desired: list[NodeSpec]) -> None:
     for child in list(parent.children):
         if child.data not in wanted_set:
             child.remove()
-    # Survivors out of order (a job finished and moves down) are re-added below.
-    survivors = [c.data for c in parent.children]
-    order = [r for r in wanted if r in set(survivors)]
-    for i, (have, want) in enumerate(zip(survivors, order, strict=True)):
-        if have != want:
-            for child in list(parent.children)[i:]:
-                child.remove()
-            break
     nodes = {c.data: c for c in parent.children}
+    order = [nodes[r] for r in wanted if r in nodes]
+    if order != list(parent.children):
+        # Survivors out of order (a job finished and moves down) keep their nodes, so
+        # their drawn lines are kept too (see DomainTree._render_line); Tree has no
+        # move, and re-adding them would give every job below a new node to draw.
+        parent._children[:] = order
+        parent.tree._invalidate()
     prev: TreeNode[NodeRef] | None = None
     for spec in desired:
         node = nodes.get(spec.ref)
