@@ -296,3 +296,19 @@ def test_a_driver_without_the_job_api_is_named_not_waited_for(tmp_path) -> None:
         "supported by the connection driver: virDomainGetJobStats"
     )
     assert "Domain" in proc.stdout
+
+
+def test_commands_other_than_the_tui_run_with_the_garbage_collector_on() -> None:
+    # `jobtui` starts with the collector off (jobtui.cli.entry) for the TUI's first
+    # frame; a long `watch` or `exporter` must not run without it.
+    import gc
+
+    from jobtui.cli import main
+
+    for argv in (["-c", NOWHERE, "list"], ["-c", NOWHERE, "watch", "--timeout", "1"]):
+        gc.disable()
+        try:
+            assert main(argv) == 3
+            assert gc.isenabled(), argv
+        finally:
+            gc.enable()

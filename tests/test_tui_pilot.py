@@ -553,8 +553,14 @@ def test_run_tui_starts_the_source_once_the_first_frame_is_up_then_stops_it(monk
     monkeypatch.setattr(JobTUI, "run", fake_run)
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
-    with pytest.raises(KeyboardInterrupt):
-        app_module.run_tui(src)
+    gc.disable()  # as the `jobtui` command starts it (jobtui.cli.entry)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            app_module.run_tui(src)
+        # Ready turned the collector back on.
+        assert gc.isenabled()
+    finally:
+        gc.enable()
     # The real TUI's long-lived objects leave the collector's scans. (At least once: in
     # one CI run this test saw two calls, which the app now guards against; freezing
     # twice is harmless.)

@@ -250,6 +250,10 @@ class JobView(App[None]):
             # the slowest event -> screen times (docs/performance.md). Frozen, a full
             # collection scans only what came later.
             gc.freeze()
+        if not gc.isenabled():
+            # The `jobtui` command starts with collection off (jobtui.cli.entry): the
+            # objects made until now are the ones that live as long as the app.
+            gc.enable()
 
     def _apply_theme(self, name: str | None) -> None:
         if name is None:
