@@ -59,3 +59,16 @@ def test_going_backwards_starts_afresh() -> None:
     feed(w, [(float(t), 10 * t) for t in range(10)])
     w.add(10.0, 5 * MiB)  # a new pass
     assert w.rate(10.0) is None
+
+
+def test_a_job_polled_four_times_a_second_has_a_rate() -> None:
+    # The job a person selects is polled every 0.25 s (JobMonitor.focus_interval): a
+    # save or an unthrottled copy moves at every poll. Its steps are close together
+    # but no faster than the rest: no burst, and the rate is there after MIN_SPAN.
+    w = RateWindow()
+    r = feed(w, [(i * 0.25, 6 * i) for i in range(40)])  # 24 MiB/s, 10 s
+    assert r is not None and abs(r - 24 * MiB) < 0.05 * MiB
+    # A throttled mirror polled as often: 16 MiB steps every 0.67 s.
+    w = RateWindow()
+    r = feed(w, steps(0.0, 0, 0.67, 15, polls=0.25))
+    assert r is not None and abs(r - 16 * MiB / 0.67) < 0.1 * 16 * MiB / 0.67

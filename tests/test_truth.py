@@ -220,6 +220,37 @@ def stopped() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGCONT)
 
 
+def test_the_selected_job_polled_four_times_a_second_has_its_rate(
+    daemon: PrivateDaemon, domains: Domains, tmp_path: Path
+) -> None:
+    # The TUI focuses the job a person selects, which is then polled every 0.25 s. A copy
+    # throttled at 32 MiB/s moves 16 MiB every ~0.5 s, so every poll that sees it move is
+    # close to the one before: that alone once made every step "a burst", and the job
+    # being looked at showed no rate and no ETA at all.
+    big = create_image(tmp_path / "fast.qcow2", 512, data_mib=512)
+    dom = domains.new("fast", {"vda": big})
+    start_copy(dom, "vda", tmp_path / "fast-copy.qcow2", bandwidth=32 * MiB)
+    m = JobMonitor([daemon.uri])
+    m.start()
+    try:
+        assert m.wait_ready(20)
+        job = wait_job(m, lambda j: j.domain == dom.name() and j.name == "copy-vda", 15)
+        m.focus(job.key)
+        time.sleep(2)
+        t0, c0 = time.time(), dom.blockJobInfo("vda", 0)["cur"]
+        time.sleep(6)
+        t1, c1 = time.time(), dom.blockJobInfo("vda", 0)["cur"]
+        live = m.find(dom.name(), "copy-vda")
+        virsh_rate = (c1 - c0) / (t1 - t0)
+        assert live is not None and live.state.value == "running", live
+        assert live.rate is not None, live
+        assert 0.6 * virsh_rate <= live.rate <= 1.6 * virsh_rate, (live.rate, virsh_rate)
+    finally:
+        m.stop()
+        with contextlib.suppress(libvirt.libvirtError):
+            dom.blockJobAbort("vda", 0)
+
+
 def test_a_stopped_qemu_makes_figures_stale_and_list_still_answers(
     daemon: PrivateDaemon,
     history: Path,

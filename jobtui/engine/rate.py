@@ -60,14 +60,18 @@ class RateWindow:
 
         Position over time between the window's first real step and its last,
         which is what two `virsh blockjob --info` readings at those moments give.
-        Steps less than `BURST_GAP` apart at the window's start are one burst (a
+        A step less than `BURST_GAP` after the one before it, at the window's start,
+        that moved more than twice as fast as the rest of the window is a burst (a
         start skipping unallocated clusters, a continued QEMU catching up): the
-        window begins after it. A silence longer than twice the usual gap between
-        steps counts, so a job that stopped moving falls towards zero."""
+        window begins after it. (Closeness alone does not make a burst: a job polled
+        four times a second, as the one a person has selected is, moves at every
+        poll, and every one of its steps would be "a burst".) A silence longer than
+        twice the usual gap between steps counts, so a job that stopped moving falls
+        towards zero."""
         pts = list(self._points)
         if not self._first_moved:
             pts = pts[1:]  # the first observation is not a step
-        while len(pts) > 2 and pts[1][0] - pts[0][0] < BURST_GAP:
+        while len(pts) > 2 and pts[1][0] - pts[0][0] < BURST_GAP and _outran(pts):
             pts.pop(0)
         if len(pts) < 2:
             return None
@@ -79,3 +83,9 @@ class RateWindow:
         if quiet > 2 * span / (len(pts) - 1):
             span = now - t0
         return (c1 - c0) / span
+
+
+def _outran(pts: list[tuple[float, int]]) -> bool:
+    """Whether the first of `pts`' steps moved more than twice as fast as the rest."""
+    (t0, c0), (t1, c1), (tn, cn) = pts[0], pts[1], pts[-1]
+    return (c1 - c0) / (t1 - t0) > 2 * (cn - c1) / (tn - t1)
