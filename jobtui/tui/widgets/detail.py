@@ -18,6 +18,7 @@ from jobtui.model import Domain, Job, JobState, StatValue
 from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
 from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
+from jobtui.units import percent
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
 _LONG = 28
@@ -38,9 +39,8 @@ def _fields(
     if job.progress is None:
         progress = human_bytes(job.current)
     else:
-        progress = (
-            f"{human_bytes(job.current)} of {human_bytes(job.end)} ({job.progress * 100:.0f} %)"
-        )
+        # The table's rounding (jobtui.units.percent): 511 of 512 MiB is not "100 %".
+        progress = f"{human_bytes(job.current)} of {human_bytes(job.end)} ({percent(job.progress)})"
     dom = Text(job.domain)
     if domain is not None and not domain.responsive:
         dom.append(" ⚠ unresponsive", style=pal.warn)
