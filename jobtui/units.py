@@ -143,3 +143,19 @@ def duration_short(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def printable(name: str) -> str:
+    """`name` with control characters written as escapes (`a\\nb` for a newline).
+
+    libvirt accepts newlines, tabs and ESC in domain names; printed raw they split a
+    table's rows, and an escape sequence would be sent to the terminal as a command."""
+    if name.isprintable():
+        return name
+    out = []
+    for ch in name:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)

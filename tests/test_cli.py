@@ -312,3 +312,24 @@ def test_commands_other_than_the_tui_run_with_the_garbage_collector_on() -> None
             assert gc.isenabled(), argv
         finally:
             gc.enable()
+
+
+def test_control_characters_in_names_never_reach_the_terminal_raw() -> None:
+    # libvirt accepts a newline, a tab or an ESC in a domain name. Printed raw, a
+    # newline split a row of `list` in two, and an ESC would be obeyed by the terminal.
+    odd = copy_job(domain="nl\nname\tx\x1b]0;owned\x07")
+    table = job_table([odd, copy_job()], show_host=False)
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, rule, one line per job
+    assert "nl\\nname\\tx\\x1b]0;owned\\x07" in lines[2]
+    assert "\x1b" not in table and "\t" not in table
+    e = JobStateChanged(odd.key, JobState.RUNNING, JobState.READY, odd, 1.7e9)
+    line = event_line(e)
+    assert "\n" not in line and "\x1b" not in line and "nl\\nname" in line
+
+
+def test_a_plain_name_is_printed_as_it_is() -> None:
+    from jobtui.units import printable
+
+    for name in ("web1", "my dom", "日本語-vm", "quo'te\"d", "--help"):
+        assert printable(name) == name

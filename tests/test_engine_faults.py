@@ -132,6 +132,73 @@ def test_pause_resume_opt_in_and_no_pivot_while_paused(lab: Lab, domname: str) -
         m.stop()
 
 
+def test_a_pause_made_by_another_client_is_seen_and_guards_the_pivot(
+    lab: Lab, domname: str
+) -> None:
+    # Paused through QMP before this engine started (another client, or an earlier
+    # jobtui process): libvirt says nothing of it, and a pivot would wait for ever
+    # while libvirt holds the domain's job lock. With the opt-in, QEMU is asked.
+    from jobtui.engine import control
+
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 32))])
+    lab.start_copy(dom, "vda", bandwidth=64 * MiB)
+    wait_until(lambda: dom.blockJobInfo("vda", 0).get("cur", -1) == dom.blockJobInfo("vda", 0)
+               .get("end") > 0, 20, "mirrored")  # fmt: skip
+    (qid,) = [j["device"] for j in _qmp(dom, "query-block-jobs")["return"]]
+    wait_until(lambda: _qmp(dom, "query-block-jobs")["return"][0]["ready"], 20, "ready")
+    _qmp(dom, "block-job-pause", device=qid)
+    m = make_monitor(lab, options=Options(allow_qemu_monitor=True))
+    try:
+        job = wait_until(
+            lambda: next(
+                (j for j in m.jobs() if j.domain == domname and j.state is JobState.PAUSED),
+                None,
+            ),
+            10,
+            "the copy shown paused",
+        )
+        with pytest.raises(JobControlError, match="resume it before finalizing"):
+            m.control(job.key, ControlOp.FINALIZE)
+        # The engine's own check aside, the pivot itself asks QEMU first.
+        with pytest.raises(JobControlError, match="paused in QEMU"):
+            control.execute(
+                dom, job.evolve(state=JobState.READY), ControlOp.FINALIZE, {}, ask_qemu=True
+            )
+        assert dom.blockJobInfo("vda", 0)  # libvirt still answers: no lock held
+        m.control(job.key, ControlOp.RESUME)
+        wait_until(lambda: m.job(job.key).state is JobState.READY, 10, "back to ready")
+        m.control(job.key, ControlOp.FINALIZE)
+        wait_until(lambda: m.job(job.key).state is JobState.COMPLETED, 15, "pivoted")
+    finally:
+        m.stop()
+
+
+def test_a_job_started_through_qmp_stays_shown_as_qemu_says_and_is_cancelled_there(
+    lab: Lab, domname: str
+) -> None:
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 32))])
+    (node,) = [b["inserted"]["node-name"] for b in _qmp(dom, "query-block")["return"]
+               if "inserted" in b]  # fmt: skip
+    target = lab.root / f"{domname}-qmp.qcow2"
+    reply = _qmp(dom, "drive-mirror", **{"job-id": "ops-mirror", "device": node,
+                 "target": str(target), "format": "qcow2", "sync": "full"})  # fmt: skip
+    assert "error" not in reply, reply
+    m = make_monitor(lab, options=Options(allow_qemu_monitor=True))
+    try:
+        job = wait_until(lambda: m.find(domname, "qemu-ops-mirror"), 10, "the QMP job")
+        # QEMU's word on it: ready, once its mirror is in sync; and it stays listed.
+        wait_until(lambda: m.job(job.key).state is JobState.READY, 20, "ready as QEMU says")
+        time.sleep(3)
+        assert m.job(job.key).state is JobState.READY
+        assert [j["status"] for j in _qmp(dom, "query-jobs")["return"]] == ["ready"]
+        assert "through the QEMU monitor" in m.control(job.key, ControlOp.ABORT)
+        ended = wait_until(lambda: m.job(job.key).state.finished and m.job(job.key), 10, "end")
+        assert ended.state is JobState.ABORTED
+        assert not [j for j in _qmp(dom, "query-jobs")["return"] if j["status"] != "concluded"]
+    finally:
+        m.stop()
+
+
 def test_pause_refused_without_opt_in(lab: Lab, domname: str) -> None:
     chain = lab.chain(domname, 2, 128, 48)
     dom = lab.domain(domname, [DiskSpec("vda", chain[-1])])

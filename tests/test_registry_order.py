@@ -212,3 +212,49 @@ def test_a_short_start_is_no_restore() -> None:
     reg.apply_sample(HOST, starting(t0 + 10))  # a later start: its own clock
     reg.apply_sample(HOST, starting(t0 + 11))
     assert transitions(reg) == []
+
+
+def copy_sample(at: float, cur: int, *, gone: bool = False) -> DomainSample:
+    disks = (DiskInfo("vda", "libvirt-1-format", "/img/t.qcow2", mirror_job="copy"),)
+    block = {} if gone else {"vda": {"type": 2, "bandwidth": 0, "cur": cur, "end": 64 * MiB}}
+    return DomainSample(UID, "t1", "shutoff" if gone else "running", at, disks=disks,
+                        block=block, gone=gone)  # fmt: skip
+
+
+def test_a_transient_domain_found_gone_before_its_stopped_event_ends_its_copy_as_failed() -> None:
+    # `virsh destroy` of a transient domain: it is gone at once, and a poll can see that
+    # before libvirt's STOPPED event, which says why, is delivered. Whichever comes
+    # first, the copy ends failed ("was destroyed"), once, as libvirt says.
+    for poll_first in (True, False):
+        reg = Registry()
+        t0 = 5000.0
+        reg.apply_sample(HOST, copy_sample(t0, 8 * MiB))
+        stopped = ev.LifecycleEv(
+            HOST, UID, "t1", t0 + 1.01, libvirt.VIR_DOMAIN_EVENT_STOPPED,
+            libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED,
+        )  # fmt: skip
+        gone = DomainSample(UID, "t1", "shutoff", t0 + 1.0, gone=True)
+        if poll_first:
+            reg.apply_sample(HOST, gone)
+            reg.apply_event(stopped)
+        else:
+            reg.apply_event(stopped)
+            reg.apply_sample(HOST, gone)
+        reg.tick(t0 + 10)
+        assert transitions(reg) == [(None, "running"), ("running", "failed")], poll_first
+        (job,) = reg.finished.values()
+        assert "destroyed" in job.message
+        assert (HOST, UID) not in reg.domains  # the late event brought no ghost back
+
+
+def test_a_domain_gone_with_no_word_from_libvirt_ends_its_copy_unknown_after_a_grace() -> None:
+    reg = Registry()
+    t0 = 6000.0
+    reg.apply_sample(HOST, copy_sample(t0, 8 * MiB))
+    reg.apply_sample(HOST, DomainSample(UID, "t1", "shutoff", t0 + 1.0, gone=True))
+    reg.tick(t0 + 1.5)
+    assert transitions(reg) == [(None, "running")]
+    reg.tick(t0 + 10)
+    assert transitions(reg) == [("running", "unknown")]
+    (job,) = reg.finished.values()
+    assert job.message == "the job is gone and the domain disappeared"

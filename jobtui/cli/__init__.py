@@ -16,12 +16,14 @@ from collections.abc import Callable, Sequence
 from jobtui.cli.args import CONTROL_COMMANDS, build_parser
 from jobtui.cli.errors import REFUSED, USAGE, CliError
 from jobtui.cli.hosts import apply_inventory
+from jobtui.units import printable
 
 __all__ = ["entry", "main"]
 
 
 def _say(message: str) -> None:
-    line = " ".join(message.split()) or "failed"
+    # One line, and nothing a terminal would obey (a domain name may hold an ESC).
+    line = printable(" ".join(message.split())) or "failed"
     with contextlib.suppress(OSError):
         print(f"jobtui: {line}", file=sys.stderr, flush=True)
 

@@ -11,6 +11,7 @@ from jobtui.cli.format import percent
 from jobtui.cli.session import connected, resolve_job
 from jobtui.model import ControlOp, EngineEvent, Job, JobControlError, JobStateChanged
 from jobtui.support import refusal
+from jobtui.units import printable
 
 # How long abort/finalize wait to see the job end, so the history records its outcome.
 OUTCOME_WAIT = 10.0
@@ -18,7 +19,7 @@ OUTCOME_WAIT = 10.0
 
 def _confirm(job: Job, op: ControlOp) -> bool:
     prompt = (
-        f"{str(op).capitalize()} {job.name} on {job.domain} "
+        f"{str(op).capitalize()} {printable(job.name)} on {printable(job.domain)} "
         f"({job.type}, {job.state}, {percent(job)})? [y/N] "
     )
     print(prompt, end="", file=sys.stderr, flush=True)

@@ -94,9 +94,10 @@ def event_line(e: JobStateChanged, names: Mapping[str, str] | None = None) -> st
     when = datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     old = "new" if e.old is None else str(e.old)
     host = names.get(e.key.host, e.key.host) if names else e.key.host
-    line = f"{when} {host} {e.job.domain} {e.key.name}: {old} -> {e.new}"
+    domain, name = units.printable(e.job.domain), units.printable(e.key.name)
+    line = f"{when} {host} {domain} {name}: {old} -> {e.new}"
     if e.new.finished and e.job.message:
-        line += f" ({e.job.message})"
+        line += f" ({units.printable(e.job.message)})"
     return line
 
 
@@ -139,8 +140,8 @@ def job_table(
     header = ["Domain", "Job", "Type", "State", "Progress", "Rate", "Bandwidth"]
     rows = [
         [
-            j.domain,
-            j.name,
+            units.printable(j.domain),
+            units.printable(j.name),
             str(j.type),
             str(j.state),
             percent(j),

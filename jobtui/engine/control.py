@@ -30,13 +30,28 @@ def _call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
         raise JobControlError(f"{what}: {libvirt_reason(err)}") from None
 
 
-def execute(dom: libvirt.virDomain, job: Job, op: ControlOp, args: dict[str, Any]) -> str:
+def execute(
+    dom: libvirt.virDomain,
+    job: Job,
+    op: ControlOp,
+    args: dict[str, Any],
+    *,
+    ask_qemu: bool = False,
+) -> str:
+    """Carry out `op` on `job` (checked against support.refusal before). `ask_qemu`:
+    the QEMU-monitor opt-in is on, so QEMU may be asked what libvirt cannot tell."""
     disk = str(job.config.get("disk", ""))
     name = f"{job.name} on {job.domain}"
     if job.state is JobState.ORPHANED:
         if op is ControlOp.ABORT:
             return _qemu_cancel(dom, job)
         raise JobControlError(f"{name} is orphaned: only abort is possible")
+    if job.config.get("seen-by") == "qemu":
+        # Started through QMP: libvirt knows nothing of it, only QEMU can act on it.
+        if op is ControlOp.ABORT:
+            return _qemu_cancel(dom, job)
+        if op not in (ControlOp.PAUSE, ControlOp.RESUME):
+            raise JobControlError(f"{name} was started outside libvirt: only abort is possible")
     if op is ControlOp.ABORT:
         if job.type.is_block:
             _call(
@@ -53,6 +68,8 @@ def execute(dom: libvirt.virDomain, job: Job, op: ControlOp, args: dict[str, Any
             return f"aborted {name}: the domain keeps running on this host"
         return f"aborted {name}"
     if op is ControlOp.FINALIZE:
+        if ask_qemu:
+            _refuse_paused_pivot(dom, job, name)
         _call(
             f"cannot finalize {name}",
             dom.blockJobAbort,
@@ -128,9 +145,25 @@ def _find_qemu_job(dom: libvirt.virDomain, disk: str) -> str:
 
 def _qemu_cancel(dom: libvirt.virDomain, job: Job) -> str:
     qid = job.qemu_id or _find_qemu_job(dom, str(job.config.get("disk", "")))
-    _qemu(
-        dom,
-        {"execute": "block-job-cancel", "arguments": {"device": qid, "force": True}},
-        f"cannot cancel {job.name}",
-    )
+    if job.type.is_block and job.type is not JobType.BLOCKDEV_CREATE:
+        cmd = {"execute": "block-job-cancel", "arguments": {"device": qid, "force": True}}
+    else:
+        # Not a block job (QEMU's job list shows it, with a type jobtui cannot name):
+        # job-cancel is QEMU's forced cancel for every job.
+        cmd = {"execute": "job-cancel", "arguments": {"id": qid}}
+    _qemu(dom, cmd, f"cannot cancel {job.name}")
     return f"cancelled {qid} through the QEMU monitor (the domain is now tainted)"
+
+
+def _refuse_paused_pivot(dom: libvirt.virDomain, job: Job, name: str) -> None:
+    """A pivot of a mirror QEMU holds paused never ends, and libvirt keeps the domain's
+    job lock while it waits (nothing but destroying the domain frees it). A pause made by
+    another client or an earlier process is invisible to libvirt: ask QEMU."""
+    qid = job.qemu_id or _find_qemu_job(dom, str(job.config.get("disk", "")))
+    reply = _qemu(dom, {"execute": "query-block-jobs"}, f"cannot finalize {name}")
+    for j in reply.get("return", []):
+        if j.get("device") == qid and (j.get("paused") or j.get("status") == "standby"):
+            raise JobControlError(
+                f"{name} is paused in QEMU (by another client?): resume it before "
+                "finalizing (a paused pivot never ends)"
+            )

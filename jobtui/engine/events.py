@@ -94,7 +94,13 @@ def register_domain_events(conn: libvirt.virConnect, host: str, post: Post) -> l
     return [conn.domainEventRegisterAny(None, eid, cb, None) for eid, cb in pairs]
 
 
-QEMU_EVENTS = ("JOB_STATUS_CHANGE", "BLOCK_JOB_READY", "MIGRATION", "MIGRATION_PASS")
+QEMU_EVENTS = (
+    "JOB_STATUS_CHANGE",
+    "BLOCK_JOB_READY",
+    "MIGRATION",
+    "MIGRATION_PASS",
+    "DUMP_COMPLETED",
+)
 
 
 def register_qemu_events(conn: libvirt.virConnect, host: str, post: Post) -> list[int]:

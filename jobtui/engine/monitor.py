@@ -317,7 +317,8 @@ class JobMonitor:
             # Noted before the call: the job's end (an event) can reach the dispatcher
             # before this thread returns, and must be read as the abort we asked for.
             self._on_dispatcher(lambda: self._reg.note_abort(key, True))
-        fut = slot.worker.submit(lambda: ctl.execute(slot.dom, job, op, args))
+        ask_qemu = self.options.allow_qemu_monitor
+        fut = slot.worker.submit(lambda: ctl.execute(slot.dom, job, op, args, ask_qemu=ask_qemu))
         try:
             msg = fut.result(timeout=self.control_timeout)
         except ctl.PostcopyNotAllowed:

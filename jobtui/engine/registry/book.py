@@ -86,6 +86,8 @@ class Track:
     awaiting_source: bool = False
     kept_at: float = 0.0  # when an orphaned job was last handed to the history
     unconfirmed: bool = False  # shown from the XML alone; no full look has seen it yet
+    # Why the job is gone when it ends by gone_since alone ("" : libvirt sent no word).
+    gone_why: str = ""
 
 
 @dataclass

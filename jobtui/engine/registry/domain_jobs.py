@@ -73,6 +73,9 @@ class DomainJobs(Migrations):
                 and not t.job.type.is_block
                 and t.job.state is not JobState.ORPHANED
                 and not t.awaiting_source
+                # A job only QEMU's job list shows (started through QMP) is no domain
+                # job: taken for one, it hid itself on the next look (limbo.py).
+                and t.job.config.get("seen-by") != "qemu"
             ):
                 return t
         return None

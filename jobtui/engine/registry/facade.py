@@ -36,7 +36,7 @@ class PollPlan(NamedTuple):
     read_xml: bool  # the disks' XML may have changed (or the domain is new)
     want_completed: bool  # the completed statistics libvirt keeps may say something
     disks: tuple[DiskInfo, ...]
-    qemu_only: bool  # a job only QEMU's job list can see is tracked
+    qemu_only: bool  # QEMU's job list has news: a job only it sees, or a pause
     qemu_events: bool  # the host's connection receives QEMU's job events
 
 
@@ -94,6 +94,12 @@ class Registry(Lifecycle):
                 self._update(t, e.time, stats=FrozenMap(stats))
             self._poke(DomainId(e.host, e.uuid))
         elif isinstance(e, ev.LifecycleEv):
+            did = DomainId(e.host, e.uuid)
+            if did not in self.domains and did in self.removed:
+                # Its last word came after a poll found it gone: how its jobs ended.
+                if e.event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+                    self._stopped(e.host, e.uuid, e)
+                return
             d = self._domain(e.host, e.uuid, e.domain)
             d.xml_dirty = True
             self._lifecycle(d, e)
@@ -114,7 +120,9 @@ class Registry(Lifecycle):
                 if t.awaiting_source:
                     self._conclude_incoming(t, now, self._peer_job(t.job))
                 else:
-                    self._vanished(t, now, "libvirt sent no event saying how it ended")
+                    self._vanished(
+                        t, now, t.gone_why or "libvirt sent no event saying how it ended"
+                    )
                 continue
             if (
                 t.paused_since is not None
@@ -130,8 +138,17 @@ class Registry(Lifecycle):
             return
         self.removed[DomainId(host, uuid)] = at
         for t in self._tracks_of(host, uuid):
-            if not t.awaiting_source:
+            if t.awaiting_source:
+                continue
+            if not t.disk or t.hint is not None or t.abort_requested:
+                # (A domain job's late JOB_COMPLETED still corrects an unknown end.)
                 self._vanished(t, at, "the domain disappeared")
+            elif t.gone_since is None:
+                # A transient domain that stopped is gone at once, and a poll can find
+                # it gone before libvirt's STOPPED event (which says why) arrives: a
+                # block job waits GONE_GRACE for that word (see apply_event) before it
+                # ends as unknown. Every process then tells the same end.
+                t.gone_since, t.gone_why = at, "the domain disappeared"
         self.out.append(DomainChanged(d.snapshot(), removed=True))
 
     def note_abort(self, key: JobKey, requested: bool = True) -> None:
@@ -181,7 +198,12 @@ class Registry(Lifecycle):
             want_completed=d is None or d.want_completed,
             disks=d.disks if d is not None else (),
             qemu_only=any(
-                t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu"
+                t.job.state is JobState.ORPHANED
+                or t.job.config.get("seen-by") == "qemu"
+                # Only QEMU tells when a pause ends (one made elsewhere sends this
+                # connection no event it can tie to the job before the poll).
+                or t.job.state is JobState.PAUSED
+                or t.paused_since is not None
                 for t in tracks
             ),
             qemu_events=host in self.qemu_event_hosts,

@@ -67,24 +67,8 @@ class Lifecycle(BlockJobs):
             _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED,
         ):
             d.stream_in = None  # not a restore, or one that failed
-        if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED and e.detail in STOP_REASONS:
-            # QEMU is gone and its block jobs with it, and libvirt sends no block
-            # job event for them: they end here, with the reason.
-            why = f"the domain {STOP_REASONS[e.detail]} while the job ran; it did not finish"
-            for bt in self._tracks_of(d.host, d.uuid):
-                if bt.disk:
-                    bt.hint = (JobState.FAILED, why)
-                    self._vanished(bt, e.time, why)
-                elif (
-                    e.detail in KILLED_DETAILS
-                    and bt.hint is None
-                    and bt.job.type is not JobType.MIGRATION_IN
-                ):
-                    # A domain job ends by JOB_COMPLETED or its kept stats if libvirt
-                    # has any (a failed save or migration has none): else this is why.
-                    bt.hint = (JobState.FAILED, why)
-                    if bt.gone_since is not None:
-                        self._vanished(bt, e.time, why)  # a poll already saw it gone
+        if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED:
+            self._stopped(d.host, d.uuid, e)
         t = self._active_domain_job(d)
         if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED):
             self._restored(d, t, e.time)
@@ -118,6 +102,27 @@ class Lifecycle(BlockJobs):
                 t.hint = (JobState.COMPLETED, "the domain runs on this host now")
             elif kind == (_EV.VIR_DOMAIN_EVENT_STOPPED, _EV.VIR_DOMAIN_EVENT_STOPPED_FAILED):
                 t.hint = (JobState.FAILED, "the incoming domain was stopped: the migration failed")
+
+    def _stopped(self, host: str, uuid: str, e: ev.LifecycleEv) -> None:
+        """QEMU is gone and its block jobs with it, and libvirt sends no block job
+        event for them: they end here, with the reason."""
+        if e.detail not in STOP_REASONS:
+            return
+        why = f"the domain {STOP_REASONS[e.detail]} while the job ran; it did not finish"
+        for bt in self._tracks_of(host, uuid):
+            if bt.disk:
+                bt.hint = (JobState.FAILED, why)
+                self._vanished(bt, e.time, why)
+            elif (
+                e.detail in KILLED_DETAILS
+                and bt.hint is None
+                and bt.job.type is not JobType.MIGRATION_IN
+            ):
+                # A domain job ends by JOB_COMPLETED or its kept stats if libvirt
+                # has any (a failed save or migration has none): else this is why.
+                bt.hint = (JobState.FAILED, why)
+                if bt.gone_since is not None:
+                    self._vanished(bt, e.time, why)  # a poll already saw it gone
 
     def _device_removed(self, e: ev.DeviceRemovedEv) -> None:
         d = self._domain(e.host, e.uuid, e.domain)
@@ -170,6 +175,21 @@ class Lifecycle(BlockJobs):
                     t.hint = (JobState.COMPLETED, "QEMU reports the migration completed")
             self._poke(DomainId(e.host, e.uuid))
             return
+        if e.name == "DUMP_COMPLETED":
+            # A memory-only dump leaves libvirt no final statistics: without QEMU's
+            # word it could only end as unknown.
+            t = self._active_domain_job(d)
+            if t is not None and t.job.type is JobType.DUMP:
+                result = e.get("result", {})
+                error = e.get("error") or (
+                    result.get("error") if isinstance(result, dict) else None
+                )
+                if error:
+                    t.hint = (JobState.FAILED, f"QEMU reports the dump failed: {error}")
+                else:
+                    t.hint = (JobState.COMPLETED, "QEMU reports the dump completed")
+            self._poke(DomainId(e.host, e.uuid))
+            return
         if e.name != "JOB_STATUS_CHANGE":
             self._poke(DomainId(e.host, e.uuid))
             return
@@ -200,16 +220,7 @@ class Lifecycle(BlockJobs):
         if t.job.state is JobState.ORPHANED:
             self._limbo_event(t, status, e.time)
             return
-        # A paused READY mirror is 'standby' in QEMU's words.
-        if status in ("paused", "standby"):
-            if t.paused_since is None:
-                t.paused_since = e.time
-        elif status in ("running", "ready"):
-            t.paused_since = None
-            if t.job.state is JobState.PAUSED:
-                back = t.state_before_pause or JobState.RUNNING
-                t.state_before_pause = None
-                self._set_state(t, back, e.time)
+        self._qemu_status(t, status, e.time)
 
     def _create_job_event(self, d: DomainInfo, qid: str, status: str, at: float) -> None:
         """QEMU's image creation before a copy: normally a few milliseconds. It is

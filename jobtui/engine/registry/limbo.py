@@ -157,7 +157,13 @@ class Limbo(DomainJobs):
             if q.status in ("concluded", "null"):
                 continue  # over; its end was (or will be) told by its events
             if typ.is_block and typ is not JobType.BLOCKDEV_CREATE and disk in disks:
-                continue  # libvirt's own job on a disk it sees: the poll shows it
+                # libvirt's own job on a disk it sees: the poll shows it, all but a
+                # pause (libvirt has no word for one), which only QEMU can tell: one
+                # made by another client, or by an earlier jobtui process.
+                t = next((x for x in self._tracks_of(d.host, d.uuid) if x.disk == disk), None)
+                if t is not None and t.job.state is not JobState.ORPHANED:
+                    self._qemu_status(t, q.status, s.answered)
+                continue
             if typ is JobType.BLOCKDEV_CREATE and any(
                 t.job.qemu_id == q.id for t in self._tracks_of(d.host, d.uuid)
             ):
@@ -181,6 +187,23 @@ class Limbo(DomainJobs):
                         "is not known"
                     ),
                 )
+
+    def _qemu_status(self, t: Track, status: str, at: float) -> None:
+        """QEMU's word on a job's status (an event, or its job list): a pause held for
+        PAUSE_DEBOUNCE makes it PAUSED (see Registry.tick; QEMU pauses mirrors for
+        sub-millisecond drains), and running again restores what it was."""
+        # A paused READY mirror is 'standby' in QEMU's words.
+        if status in ("paused", "standby"):
+            if t.paused_since is None:
+                t.paused_since = at
+        elif status in ("running", "ready"):
+            t.paused_since = None
+            if t.job.state is JobState.PAUSED:
+                back = t.state_before_pause or (
+                    JobState.READY if status == "ready" else JobState.RUNNING
+                )
+                t.state_before_pause = None
+                self._set_state(t, back, at)
 
     def _qemu_only_job(
         self, d: DomainInfo, s: DomainSample, q: QemuJob, typ: JobType, disk: str
@@ -221,6 +244,11 @@ class Limbo(DomainJobs):
         self._update(t, s.taken, sampled=s.answered, certain=s.certain, **figures)
         if t.job.state is JobState.ORPHANED:
             self._keep(t, s.answered)
+        else:
+            # What QEMU says it is doing is all there is to go by (READY, paused).
+            if q.status == "ready" and t.job.state is JobState.RUNNING:
+                self._set_state(t, JobState.READY, s.answered)
+            self._qemu_status(t, q.status, s.answered)
 
     def _limbo_event(self, t: Track, status: str, at: float) -> None:
         """QEMU's job event for a job only QEMU knows: the only word on how it goes."""

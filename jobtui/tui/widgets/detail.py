@@ -18,7 +18,7 @@ from jobtui.model import Domain, Job, JobState, StatValue
 from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
 from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
-from jobtui.units import percent
+from jobtui.units import percent, printable
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
 _LONG = 28
@@ -41,7 +41,7 @@ def _fields(
     else:
         # The table's rounding (jobtui.units.percent): 511 of 512 MiB is not "100 %".
         progress = f"{human_bytes(job.current)} of {human_bytes(job.end)} ({percent(job.progress)})"
-    dom = Text(job.domain)
+    dom = Text(printable(job.domain))
     if domain is not None and not domain.responsive:
         dom.append(" ⚠ unresponsive", style=pal.warn)
     active = job.state.active
@@ -254,9 +254,9 @@ class DetailPane(VerticalScroll):
         # as wide as the pane, whatever it says. Otherwise only changed cells repaint.
         title.update(
             Text.assemble(
-                (job.name, "bold"),
+                (printable(job.name), "bold"),
                 f" · {job.type} on ",
-                (job.domain, "bold"),
+                (printable(job.domain), "bold"),
                 f" ({short_host(job.host)})",
             ),
             layout=False,

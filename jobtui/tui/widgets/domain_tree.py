@@ -21,6 +21,7 @@ from jobtui.tui.store import ALL, Scope
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.boxed import ContentBoxed
 from jobtui.tui.widgets.drawn import Drawn, restamp
+from jobtui.units import printable
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def host_label(host: Host, pal: Palette = COLOR) -> Text:
 
 
 def domain_label(name: str, domain: Domain | None, pal: Palette = COLOR) -> Text:
-    text = Text(name)
+    text = Text(printable(name))
     if domain is None:
         # Undefined, or migrated away: only its finished jobs keep it in the tree.
         text.append(" gone", style=pal.muted)
@@ -108,7 +109,9 @@ def domain_label(name: str, domain: Domain | None, pal: Palette = COLOR) -> Text
 
 def job_label(job: Job, pal: Palette = COLOR) -> Text:
     style = pal.state[job.state]
-    return Text.assemble((STATE_SYMBOL[job.state], style), " ", job.name, (f" {job.state}", style))
+    return Text.assemble(
+        (STATE_SYMBOL[job.state], style), " ", printable(job.name), (f" {job.state}", style)
+    )
 
 
 def describe(

@@ -28,6 +28,7 @@ from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rat
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.boxed import ContentBoxed
 from jobtui.tui.widgets.drawn import Drawn, Lines, restamp
+from jobtui.units import printable
 
 Cell = Text | str
 Cells = dict[str, Cell]
@@ -99,7 +100,9 @@ def sort_value(column: str, job: Job, rate: float | None, now: float) -> tuple[o
 
 
 def fit_cells(text: str, width: int) -> str:
-    """`text` cut to `width` terminal cells (wide characters count two), "…" marking a cut."""
+    """`text` cut to `width` terminal cells (wide characters count two), "…" marking a cut;
+    control characters (libvirt allows them in names) written as escapes."""
+    text = printable(text)
     if cell_len(text) <= width:
         return text
     cut = Text(text, no_wrap=True)
