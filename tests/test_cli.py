@@ -333,3 +333,19 @@ def test_a_plain_name_is_printed_as_it_is() -> None:
 
     for name in ("web1", "my dom", "日本語-vm", "quo'te\"d", "--help"):
         assert printable(name) == name
+
+
+def test_a_domain_named_like_another_domains_uuid_resolves_as_that_uuid_as_virsh_does() -> None:
+    from types import SimpleNamespace
+
+    from jobtui.cli.session import Session, resolve_domain
+    from jobtui.model import Domain
+
+    host = "qemu:///system"
+    d2 = Domain(host, "5f3c0b6e-0000-4000-8000-00000000d002", "d2", "running")
+    impostor = Domain(host, "5f3c0b6e-0000-4000-8000-0000000000ff", d2.uuid, "running")
+    monitor = SimpleNamespace(domains=lambda: [d2, impostor], jobs=lambda **_: [])
+    s = Session(monitor, [host], {}, True)  # type: ignore[arg-type]
+    assert resolve_domain(s, d2.uuid) == d2
+    assert resolve_domain(s, d2.uuid.upper()) == d2
+    assert resolve_domain(s, "d2") == d2

@@ -135,8 +135,14 @@ def resolve_domain(s: Session, arg: str) -> Domain:
                 f"no domain '{arg}' found, but not every domain answered within the wait",
             )
         raise CliError(NOT_FOUND, f"no domain '{arg}' on {', '.join(s.uris)}")
+    if len(found) > 1 and len({h for h, _u in found}) < len(found):
+        # Two domains of one host match: one is named like the other's UUID. virsh
+        # reads such an argument as the UUID first; so does jobtui.
+        by_uuid = [d for d in found.values() if arg.lower() == d.uuid.lower()]
+        if len(by_uuid) == 1:
+            return by_uuid[0]
     if len(found) > 1:
-        hosts = ", ".join(sorted(h for h, _u in found))
+        hosts = ", ".join(sorted({h for h, _u in found}))
         raise CliError(
             USAGE, f"domain '{arg}' exists on several connections ({hosts}): pick one with -c"
         )
