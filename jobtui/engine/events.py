@@ -100,6 +100,7 @@ QEMU_EVENTS = (
     "MIGRATION",
     "MIGRATION_PASS",
     "DUMP_COMPLETED",
+    "BLOCK_JOB_COMPLETED",  # its "error" is the text libvirt's block job event lacks
 )
 
 

@@ -183,7 +183,10 @@ class BlockJobs(Limbo):
             return
         msg = ""
         if state is JobState.FAILED:
-            msg = "QEMU reported an I/O error (libvirt passes on no error text)"
+            if t.qemu_error:
+                msg = f"QEMU reported an error: {t.qemu_error}"
+            else:
+                msg = "QEMU reported an I/O error (libvirt passes on no error text)"
         elif state is JobState.ABORTED:
             was_ready = t.job.state is JobState.READY
             if typ is JobType.BLOCK_COPY and was_ready:

@@ -88,6 +88,7 @@ class Track:
     unconfirmed: bool = False  # shown from the XML alone; no full look has seen it yet
     # Why the job is gone when it ends by gone_since alone ("" : libvirt sent no word).
     gone_why: str = ""
+    qemu_error: str = ""  # QEMU's words for the error that ended the job, if it said
 
 
 @dataclass

@@ -190,6 +190,22 @@ class Lifecycle(BlockJobs):
                     t.hint = (JobState.COMPLETED, "QEMU reports the dump completed")
             self._poke(DomainId(e.host, e.uuid))
             return
+        if e.name == "BLOCK_JOB_COMPLETED":
+            error = str(e.get("error") or "")
+            qid = str(e.get("device", ""))
+            _typ, disk = parse_qemu_job_id(qid)
+            t = next(
+                (
+                    x
+                    for x in self._tracks_of(e.host, e.uuid)
+                    if x.job.qemu_id == qid or (disk and x.disk == disk)
+                ),
+                None,
+            )
+            if t is not None and error:
+                t.qemu_error = error  # libvirt's failed event that follows has no text
+            self._poke(DomainId(e.host, e.uuid))
+            return
         if e.name != "JOB_STATUS_CHANGE":
             self._poke(DomainId(e.host, e.uuid))
             return
