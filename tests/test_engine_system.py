@@ -114,6 +114,32 @@ def test_daemon_killed_and_restarted_rebuilds_without_duplicates(
         m.stop()
 
 
+def test_a_pull_that_finished_while_the_daemon_was_down_ends_completed_as_the_xml_shows(
+    daemon: PrivateDaemon, syslab: Lab, sysname: str
+) -> None:
+    # libvirt sends no event for a job that ended while it was down, not even after its
+    # restart; the disk's XML (the chain flattened) is the only witness.
+    chain = syslab.chain(sysname, 2, 128, 32)
+    dom = syslab.domain(sysname, [DiskSpec("vda", chain[-1])])
+    assert virsh(syslab.uri, "dumpxml", sysname).count("<backingStore type=") == 1
+    m = monitor_for(syslab.uri)
+    try:
+        syslab.start_pull(dom, "vda", bandwidth=16 * MiB)
+        job = wait_until(lambda: m.find(sysname, "pull-vda"), 10, "the pull")
+        daemon.kill()
+        time.sleep(8)  # QEMU, on its own, finishes the pull meanwhile
+        daemon.restart()
+        syslab.reconnect()
+        assert "<backingStore type=" not in virsh(syslab.uri, "dumpxml", sysname)
+        end = wait_until(
+            lambda: (j := m.job(job.key)) is not None and j.state.finished and j, 30, "its end"
+        )
+        assert end.state is JobState.COMPLETED, end
+        assert "backing chain went from 1 to 0" in end.message
+    finally:
+        m.stop()
+
+
 def test_one_engine_watches_two_hosts(lab: Lab, domname: str, syslab: Lab, sysname: str) -> None:
     local = lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 128, 64))])
     remote = syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 128, 64))])

@@ -258,3 +258,20 @@ def test_a_domain_gone_with_no_word_from_libvirt_ends_its_copy_unknown_after_a_g
     assert transitions(reg) == [("running", "unknown")]
     (job,) = reg.finished.values()
     assert job.message == "the job is gone and the domain disappeared"
+
+
+def test_a_copy_gone_with_no_event_and_the_disk_on_its_copy_ended_pivoted() -> None:
+    # libvirtd was down when the copy was pivoted (by QEMU's own completion, or a
+    # client's): no event says so, but the disk's XML is on the copy now.
+    reg = Registry()
+    t0 = 7000.0
+    mirror = DiskInfo("vda", "libvirt-1-format", "/img/t.qcow2", mirror_job="copy",
+                      mirror_ready="yes", mirror_dest="/img/copy.qcow2")  # fmt: skip
+    block = {"vda": {"type": 2, "bandwidth": 0, "cur": 64 * MiB, "end": 64 * MiB}}
+    reg.apply_sample(HOST, DomainSample(UID, "t1", "running", t0, disks=(mirror,), block=block))
+    pivoted = DiskInfo("vda", "libvirt-2-format", "/img/copy.qcow2")
+    reg.apply_sample(HOST, DomainSample(UID, "t1", "running", t0 + 1, disks=(pivoted,), block={}))
+    reg.tick(t0 + 10)
+    assert transitions(reg)[-1] == ("ready", "completed")
+    (job,) = reg.finished.values()
+    assert job.message.startswith("pivoted") and "on the copy" in job.message

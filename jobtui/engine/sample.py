@@ -95,6 +95,7 @@ class DiskInfo:
     mirror_job: str = ""  # 'copy' or 'active-commit' while a mirror exists
     mirror_ready: str = ""  # 'yes', 'no', 'pivot', 'abort'
     mirror_dest: str = ""
+    chain: int = 0  # images below the disk's own in its backing chain, as the XML shows
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ def parse_disks(xml: str) -> tuple[DiskInfo, ...]:
                 if ms is not None
                 else mirror.get("file", "")
             )
+        chain, below = 0, disk.find("backingStore")
+        while below is not None and below.find("source") is not None:
+            chain, below = chain + 1, below.find("backingStore")
         out.append(
             DiskInfo(
                 target=target.get("dev", ""),
@@ -172,6 +176,7 @@ def parse_disks(xml: str) -> tuple[DiskInfo, ...]:
                 mirror_job=mj,
                 mirror_ready=mr,
                 mirror_dest=md,
+                chain=chain,
             )
         )
     return tuple(out)

@@ -89,6 +89,9 @@ class Track:
     # Why the job is gone when it ends by gone_since alone ("" : libvirt sent no word).
     gone_why: str = ""
     qemu_error: str = ""  # QEMU's words for the error that ended the job, if it said
+    # The job's disk as the XML showed it when the job was found: what a job that ends
+    # with no word from libvirt has done to it can be read off the XML (domain_jobs.py).
+    disk_at_start: DiskInfo | None = None
 
 
 @dataclass
@@ -212,6 +215,8 @@ class Book:
             qemu_id=qemu_id,
         )
         track = Track(job=job, disk=disk)
+        if disk:
+            track.disk_at_start = next((x for x in dom.disks if x.target == disk), None)
         self.active[TrackId(dom.host, dom.uuid, name)] = track
         self.out.append(JobStateChanged(key, None, state, job, at or time.time()))
         if typ.is_migration:

@@ -222,8 +222,30 @@ class DomainJobs(Migrations):
             self._set_state(t, JobState.ABORTED, at, message="aborted on request; " + why)
         elif t.hint is not None:
             self._set_state(t, t.hint[0], at, message=t.hint[1])
+        elif (done := self._done_by_xml(t)) is not None:
+            self._set_state(t, JobState.COMPLETED, at, message=done)
         else:
             self._set_state(t, JobState.UNKNOWN, at, message=f"the job is gone and {why}")
+
+    def _done_by_xml(self, t: Track) -> str | None:
+        """Why a block job that ended with no word from libvirt (it ended while libvirtd
+        was down: no event then, none after) finished, if its disk's XML shows it did:
+        a shorter backing chain (pull, commit), or the disk on the copy. None if the XML
+        cannot tell (an abort or a failure leaves the disk as it was)."""
+        d = self.domains.get(DomainId(t.job.host, t.job.key.domain_uuid))
+        before = t.disk_at_start
+        now = next((x for x in d.disks if x.target == t.disk), None) if d else None
+        if before is None or now is None or now.mirror_job:
+            return None
+        typ, seen = t.job.type, "libvirt sent no event, but the disk's XML shows it"
+        if typ in (JobType.BLOCK_PULL, JobType.BLOCK_COMMIT) and now.chain < before.chain:
+            return f"{seen}: its backing chain went from {before.chain} to {now.chain} images"
+        dest = t.job.config.get("destination")
+        if typ is JobType.BLOCK_COPY and dest and now.source == dest != before.source:
+            return f"pivoted ({seen} on the copy)"
+        if typ is JobType.BLOCK_COMMIT_ACTIVE and now.chain < before.chain:
+            return f"pivoted ({seen} on the base: {now.source})"
+        return None
 
     def _job_completed(self, e: ev.JobCompletedEv) -> None:
         params = dict(e.params)
