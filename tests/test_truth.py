@@ -220,6 +220,15 @@ def stopped() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGCONT)
 
 
+def rate_over(dom: libvirt.virDomain, seconds: float) -> float:
+    """vda's block job rate from two blockJobInfo readings `seconds` apart: what two
+    `virsh blockjob --info` calls say."""
+    t0, c0 = time.time(), dom.blockJobInfo("vda", 0)["cur"]
+    time.sleep(seconds)
+    t1, c1 = time.time(), dom.blockJobInfo("vda", 0)["cur"]
+    return (c1 - c0) / (t1 - t0)
+
+
 def test_the_selected_job_polled_four_times_a_second_has_its_rate(
     daemon: PrivateDaemon, domains: Domains, tmp_path: Path
 ) -> None:
@@ -237,11 +246,8 @@ def test_the_selected_job_polled_four_times_a_second_has_its_rate(
         job = wait_job(m, lambda j: j.domain == dom.name() and j.name == "copy-vda", 15)
         m.focus(job.key)
         time.sleep(2)
-        t0, c0 = time.time(), dom.blockJobInfo("vda", 0)["cur"]
-        time.sleep(6)
-        t1, c1 = time.time(), dom.blockJobInfo("vda", 0)["cur"]
+        virsh_rate = rate_over(dom, 6)
         live = m.find(dom.name(), "copy-vda")
-        virsh_rate = (c1 - c0) / (t1 - t0)
         assert live is not None and live.state.value == "running", live
         assert live.rate is not None, live
         assert 0.6 * virsh_rate <= live.rate <= 1.6 * virsh_rate, (live.rate, virsh_rate)
@@ -273,11 +279,8 @@ def test_a_stopped_qemu_makes_figures_stale_and_list_still_answers(
         # After the start's burst, the rate over 20 s agrees with the limit, and with what
         # two blockJobInfo readings (what `virsh blockjob --info` shows) say over that time.
         time.sleep(4)
-        t0, c0 = time.time(), stuck.blockJobInfo("vda", 0)["cur"]
-        time.sleep(20)
-        t1, c1 = time.time(), stuck.blockJobInfo("vda", 0)["cur"]
+        virsh_rate = rate_over(stuck, 20)
         live = m.find(stuck.name(), "copy-vda")
-        virsh_rate = (c1 - c0) / (t1 - t0)
         assert live is not None and live.stale is False and live.rate is not None
         assert 0.6 * limit <= live.rate <= 1.4 * limit, (live.rate, virsh_rate)
         assert 0.6 * virsh_rate <= live.rate <= 1.6 * virsh_rate, (live.rate, virsh_rate)

@@ -4,6 +4,8 @@ as what it is now."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Any
 
@@ -47,13 +49,20 @@ class Draws:
         monkeypatch.setattr(Tree, "_render_line", counted_line)
 
 
-async def test_a_new_job_draws_its_row_not_the_whole_table_and_tree(monkeypatch):
+@contextlib.asynccontextmanager
+async def many_jobs(monkeypatch: Any) -> AsyncIterator[tuple[RecordedSource, JobTUI, Any, Draws]]:
+    """28 running jobs on screen, loaded, with the draws counted from here on."""
     src = recorded.many(28, hosts=1)
     app = JobTUI(src, clock=src.clock, tz=UTC)
     draws = Draws(monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until_loaded()
         await pilot.pause(0.3)
+        yield src, app, pilot, draws
+
+
+async def test_a_new_job_draws_its_row_not_the_whole_table_and_tree(monkeypatch):
+    async with many_jobs(monkeypatch) as (src, app, pilot, draws):
         table = app.query_one(JobTable)
         in_view = len(table.keys_in_view())
         assert in_view > 10
@@ -72,12 +81,7 @@ async def test_a_job_that_finishes_and_moves_down_draws_its_lines_not_its_siblin
     # Ten running jobs on one domain; the first finishes and sorts below the others.
     # Its siblings keep their tree nodes (and so their drawn lines), as they would
     # not if the nodes below it were removed and added again.
-    src = recorded.many(28, hosts=1)
-    app = JobTUI(src, clock=src.clock, tz=UTC)
-    draws = Draws(monkeypatch)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.wait_until_loaded()
-        await pilot.pause(0.3)
+    async with many_jobs(monkeypatch) as (src, app, pilot, draws):
         tree = app.query_one(DomainTree)
         first = tree.get_node_at_line(3)
         assert first is not None and isinstance(first.data, JobRef)
