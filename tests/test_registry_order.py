@@ -275,3 +275,17 @@ def test_a_copy_gone_with_no_event_and_the_disk_on_its_copy_ended_pivoted() -> N
     assert transitions(reg)[-1] == ("ready", "completed")
     (job,) = reg.finished.values()
     assert job.message.startswith("pivoted") and "on the copy" in job.message
+
+
+def test_a_copy_already_ready_at_the_first_look_is_new_and_ready_in_one_change() -> None:
+    # `jobtui watch` started after the copy became READY: one line, "new -> ready", not
+    # "new -> running" followed by "running -> ready" stamped earlier.
+    reg = Registry()
+    t0 = 8000.0
+    mirror = DiskInfo("vda", "libvirt-1-format", "/img/t.qcow2", mirror_job="copy",
+                      mirror_ready="yes", mirror_dest="/img/copy.qcow2")  # fmt: skip
+    reg.apply_sample(HOST, DomainSample(UID, "t1", "running", t0, disks=(mirror,), full=False))
+    out, _fin = reg.drain()
+    changes = [e for e in out if isinstance(e, JobStateChanged)]
+    assert [(e.old, str(e.new)) for e in changes] == [(None, "ready")]
+    assert changes[0].time == t0

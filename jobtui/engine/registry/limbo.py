@@ -134,12 +134,20 @@ class Limbo(DomainJobs):
             config = {"disk": di.target, "destination": di.mirror_dest}
             if di.source:
                 config["source"] = di.source
+            # Already READY when first seen: one "new -> ready", at the look's time
+            # (not "new -> running" now, then "running -> ready" earlier).
+            ready = di.mirror_ready == "yes"
             t = self._new(
-                d, block_job_name(typ, di.target), typ, s.taken, disk=di.target, config=config
+                d,
+                block_job_name(typ, di.target),
+                typ,
+                s.taken,
+                disk=di.target,
+                config=config,
+                state=JobState.READY if ready else JobState.RUNNING,
+                at=s.taken,
             )
             t.unconfirmed = True
-            if di.mirror_ready == "yes":
-                self._set_state(t, JobState.READY, s.taken)
             self._mark_stale(t)
 
     def _drop_unconfirmed(self, t: Track) -> None:
