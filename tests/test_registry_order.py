@@ -289,3 +289,23 @@ def test_a_copy_already_ready_at_the_first_look_is_new_and_ready_in_one_change()
     changes = [e for e in out if isinstance(e, JobStateChanged)]
     assert [(e.old, str(e.new)) for e in changes] == [(None, "ready")]
     assert changes[0].time == t0
+
+
+def test_a_copy_that_started_and_failed_between_polls_still_says_qemus_error() -> None:
+    # A copy onto a full filesystem fails within milliseconds: QEMU's BLOCK_JOB_COMPLETED
+    # (with its error text) comes before the engine has a row for the job; libvirt's
+    # failed event, without text, follows.
+    reg = Registry({HOST})
+    t0 = 9000.0
+    reg.apply_event(
+        ev.QemuEv(HOST, UID, "f1", t0, name="BLOCK_JOB_COMPLETED",
+                  details=(("device", "copy-vda-libvirt-2-format"),
+                           ("error", "No space left on device")))
+    )  # fmt: skip
+    reg.apply_event(
+        ev.BlockJobEv(HOST, UID, "f1", t0 + 0.002, disk="vda",
+                      type=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY, status=1)
+    )  # fmt: skip
+    (job,) = reg.finished.values()
+    assert job.state is JobState.FAILED
+    assert job.message == "QEMU reported an error: No space left on device"

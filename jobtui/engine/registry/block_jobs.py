@@ -29,6 +29,9 @@ MIGRATION_AFTERMATH = 5.0
 
 BLOCK_STATUS = {0: JobState.COMPLETED, 1: JobState.FAILED, 2: JobState.ABORTED, 3: JobState.READY}
 
+# QEMU's error event and libvirt's failed event of one job come milliseconds apart.
+QEMU_ERROR_WINDOW = 5.0
+
 
 class BlockJobs(Limbo):
     """Block jobs from blockJobInfo and BLOCK_JOB_2; a backup's or a storage
@@ -183,8 +186,10 @@ class BlockJobs(Limbo):
             return
         msg = ""
         if state is JobState.FAILED:
-            if t.qemu_error:
-                msg = f"QEMU reported an error: {t.qemu_error}"
+            said, when = self.qemu_errors.pop((e.host, e.uuid, e.disk), ("", 0.0))
+            error = t.qemu_error or (said if abs(e.time - when) < QEMU_ERROR_WINDOW else "")
+            if error:
+                msg = f"QEMU reported an error: {error}"
             else:
                 msg = "QEMU reported an I/O error (libvirt passes on no error text)"
         elif state is JobState.ABORTED:

@@ -168,6 +168,9 @@ class Book:
         self.newly_finished: list[Job] = []
         self.pokes: set[DomainId] = set()  # domains to poll now
         self.pending_creates: dict[TrackId, tuple[float, str, str]] = {}
+        # QEMU's error for a block job that ended before it had a track (it started and
+        # failed between two polls): (host, uuid, disk) -> (error, when QEMU said it).
+        self.qemu_errors: dict[tuple[str, str, str], tuple[str, float]] = {}
 
     def drain(self) -> tuple[list[EngineEvent], list[Job]]:
         out, fin = self.out, self.newly_finished

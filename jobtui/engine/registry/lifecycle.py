@@ -204,6 +204,8 @@ class Lifecycle(BlockJobs):
             )
             if t is not None and error:
                 t.qemu_error = error  # libvirt's failed event that follows has no text
+            elif error and disk:
+                self.qemu_errors[(e.host, e.uuid, disk)] = (error, e.time)
             self._poke(DomainId(e.host, e.uuid))
             return
         if e.name != "JOB_STATUS_CHANGE":
