@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
 
-from textual import events, on, work
-from textual.app import App, ComposeResult
+from textual import events, on
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
@@ -32,9 +32,6 @@ from textual.widgets import DataTable, Input, Tree
 from jobtui.inventory import NamedHosts
 from jobtui.model import (
     ControlOp,
-    EngineEvent,
-    HostChanged,
-    HostState,
     Job,
     JobKey,
     JobState,
@@ -44,9 +41,10 @@ from jobtui.support import Options, refusal
 from jobtui.tui import keymap, textual_fixes
 from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
 from jobtui.tui.config import Config, load_config, save_theme
+from jobtui.tui.feed import EngineFeed
 from jobtui.tui.format import short_host
 from jobtui.tui.inbox import Inbox
-from jobtui.tui.messages import EngineEventsPending, SnapshotLoaded, XmlLoaded
+from jobtui.tui.messages import EngineEventsPending
 from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
@@ -84,7 +82,7 @@ class FlushReport:
     took: float  # seconds spent applying this batch (table, tree, detail, log)
 
 
-class JobView(App[None]):
+class JobView(EngineFeed):
     """Everything but the keys' actions (jobtui.tui.app.JobTUI): what is shown, and
     which keys apply to it."""
 
@@ -294,94 +292,6 @@ class JobView(App[None]):
         tree.display = shown
         if not shown and tree.has_focus:
             self.query_one(JobTable).focus()
-
-    # --- engine → UI -----------------------------------------------------------------------
-
-    def _hand_off(self, event: EngineEvent) -> None:
-        # Runs on an engine thread: stamp and queue (the inbox wakes the UI). Nothing else.
-        self._inbox.put(event, self._clock())
-
-    def on_engine_events_pending(self, message: EngineEventsPending) -> None:
-        news = self._drain()
-        due = self._inbox.due(news=news)
-        now = time.monotonic()
-        if due <= now:
-            # The screen has been quiet long enough for this: paint it now.
-            self._apply_batch()
-        elif self._paint_timer is None or due < self._paint_due:
-            # Events keep coming: one paint when the window closes takes them all
-            # (sooner if news came in behind a progress window).
-            if self._paint_timer is not None:
-                self._paint_timer.stop()
-            self._paint_due = due
-            self._paint_timer = self.set_timer(due - now, self._coalesced_paint)
-
-    def _coalesced_paint(self) -> None:
-        self._paint_timer = None
-        self._drain()
-        self._apply_batch()
-
-    def _drain(self) -> bool:
-        """Fold every queued engine event into the store (cheap: dict writes); True if
-        any of them is news rather than progress."""
-        items, news = self._inbox.take()
-        for event, at in items:
-            if isinstance(event, HostChanged):
-                before = self._store.hosts.get(event.host.uri)
-                if (
-                    event.host.state is HostState.CONNECTED
-                    and before is not None
-                    and before.state is not HostState.CONNECTED
-                ):
-                    # Back from a lost connection: rebuild from a fresh list (keyed rows).
-                    self._load(self._store.seq)
-            self._store.apply(event, at)
-        return news
-
-    @work(thread=True, group="engine")
-    def _start_engine(self) -> None:
-        # A deferred source (jobtui.deferred) is built here: imports and the history.
-        since_seq = self._store.seq
-        self.source.start()
-        self._engine_up = True
-        # What the source knew before it started (the history's jobs) is loaded now.
-        self._post_snapshot(since_seq, engine_started=True)
-
-    @work(thread=True, exclusive=True, group="load")
-    def _load(self, since_seq: int) -> None:
-        self._post_snapshot(since_seq, engine_started=self._engine_up)
-
-    def _post_snapshot(self, since_seq: int, *, engine_started: bool) -> None:
-        """On a worker thread: the source's whole picture, handed to the UI."""
-        try:
-            hosts = self.source.hosts()
-            domains = self.source.domains()
-            jobs = self.source.jobs()
-        except Exception as err:  # noqa: BLE001 - any engine failure is shown, never fatal
-            error = str(err) or repr(err)
-            self.post_message(SnapshotLoaded([], [], [], since_seq, engine_started, error))
-            return
-        self.post_message(SnapshotLoaded(hosts, domains, jobs, since_seq, engine_started))
-
-    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
-        if message.error:
-            self.notify(message.error, title="cannot list jobs", severity="error")
-        else:
-            self._store.load(
-                message.hosts,
-                message.domains,
-                message.jobs,
-                at=self._clock(),
-                since_seq=message.since_seq,
-            )
-            if not self._baselined and message.engine_started:
-                # What jobs already are when the TUI starts is not news (nor what the
-                # engine finds before its first picture comes).
-                self._baselined = True
-                self._watcher.baseline(self._store.jobs.values(), self._clock())
-        self._view_dirty = True
-        self._apply_batch()
-        self._loaded.set()
 
     # --- one paint for whatever changed ----------------------------------------------------
 
@@ -683,41 +593,3 @@ class JobView(App[None]):
         ops = [ControlOp.PAUSE, ControlOp.RESUME] if action == "pause_resume" else [op]
         could = any(refusal(job.evolve(state=s), o, opts) is None for s in states for o in ops)
         return None if could else False
-
-    # --- raw XML ---------------------------------------------------------------------------
-
-    def _request_xml(self) -> None:
-        job = self.selected_job
-        detail = self.query_one(DetailPane)
-        if job is None:
-            detail.show_xml("no job selected", error=True)
-            return
-        if self._xml_loading:
-            # One request in flight at a time; a blocked engine must not pile up threads.
-            self._xml_stale = True
-            return
-        self._xml_loading = True
-        self._fetch_xml(job.key)
-
-    @work(thread=True, group="xml")
-    def _fetch_xml(self, key: JobKey) -> None:
-        try:
-            text = self.source.job_xml(key)
-        except Exception as err:  # noqa: BLE001 - shown in the pane instead
-            self.post_message(XmlLoaded(key, error=str(err) or repr(err)))
-        else:
-            self.post_message(XmlLoaded(key, text=text))
-
-    def on_xml_loaded(self, message: XmlLoaded) -> None:
-        self._xml_loading = False
-        job = self.selected_job
-        if self._xml_stale or job is None or job.key != message.key:
-            self._xml_stale = False
-            if self._xml_mode:
-                self._request_xml()
-            return
-        detail = self.query_one(DetailPane)
-        if message.error:
-            detail.show_xml(message.error, error=True)
-        else:
-            detail.show_xml(message.text)
