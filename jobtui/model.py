@@ -191,6 +191,17 @@ class Job:
         return self.key.started
 
     @property
+    def outside_libvirt(self) -> bool:
+        """Started through QMP: only QEMU's job list shows it, only QEMU can act on it."""
+        return self.config.get("seen-by") == "qemu"
+
+    @property
+    def qemu_only(self) -> bool:
+        """Only QEMU's job list and events tell about it: started outside libvirt, or
+        orphaned (its disk unplugged while QEMU kept running it)."""
+        return self.state is JobState.ORPHANED or self.outside_libvirt
+
+    @property
     def progress(self) -> float | None:
         """Fraction done in [0, 1], or None when libvirt gives no total."""
         if self.current is None or not self.end:

@@ -62,20 +62,17 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
                 "which taints the domain; enable the QEMU monitor opt-in (--allow-qemu-monitor)"
             )
         return f"{name} is orphaned (its disk is gone): libvirt can no longer {op} it"
-    if job.config.get("seen-by") == "qemu" and op not in (
-        ControlOp.ABORT,
-        ControlOp.PAUSE,
-        ControlOp.RESUME,
-    ):
+    if job.outside_libvirt:
         # Started through QMP: libvirt knows nothing of it (engine/control.py).
-        return f"{name} was started outside libvirt: only QEMU can abort, pause or resume it"
-    if op is ControlOp.ABORT and job.config.get("seen-by") == "qemu":
-        if opts.allow_qemu_monitor:
+        if op is ControlOp.ABORT and not opts.allow_qemu_monitor:
+            return (
+                f"{name} was started outside libvirt: only QEMU can cancel it, which "
+                "taints the domain; enable the QEMU monitor opt-in (--allow-qemu-monitor)"
+            )
+        if op not in (ControlOp.ABORT, ControlOp.PAUSE, ControlOp.RESUME):
+            return f"{name} was started outside libvirt: only QEMU can abort, pause or resume it"
+        if op is ControlOp.ABORT:
             return None
-        return (
-            f"{name} was started outside libvirt: only QEMU can cancel it, which taints "
-            "the domain; enable the QEMU monitor opt-in (--allow-qemu-monitor)"
-        )
     if op is ControlOp.ABORT:
         if typ is JobType.BLOCKDEV_CREATE:
             return f"{name} is QEMU's internal image creation: libvirt cannot abort it"

@@ -46,12 +46,8 @@ def execute(
         if op is ControlOp.ABORT:
             return _qemu_cancel(dom, job)
         raise JobControlError(f"{name} is orphaned: only abort is possible")
-    if job.config.get("seen-by") == "qemu":
-        # Started through QMP: libvirt knows nothing of it, only QEMU can act on it.
-        if op is ControlOp.ABORT:
-            return _qemu_cancel(dom, job)
-        if op not in (ControlOp.PAUSE, ControlOp.RESUME):
-            raise JobControlError(f"{name} was started outside libvirt: only abort is possible")
+    if job.outside_libvirt and op is ControlOp.ABORT:
+        return _qemu_cancel(dom, job)  # libvirt knows nothing of it
     if op is ControlOp.ABORT:
         if job.type.is_block:
             _call(

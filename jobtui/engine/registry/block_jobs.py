@@ -113,7 +113,7 @@ class BlockJobs(Limbo):
                 if t.unconfirmed:
                     self._drop_unconfirmed(t)
                     continue
-                if t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu":
+                if t.job.qemu_only:
                     continue
                 if disk not in mirrors and t.job.state.active:
                     continue  # device removal is handled by its own event

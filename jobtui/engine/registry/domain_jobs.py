@@ -75,7 +75,7 @@ class DomainJobs(Migrations):
                 and not t.awaiting_source
                 # A job only QEMU's job list shows (started through QMP) is no domain
                 # job: taken for one, it hid itself on the next look (limbo.py).
-                and t.job.config.get("seen-by") != "qemu"
+                and not t.job.outside_libvirt
             ):
                 return t
         return None

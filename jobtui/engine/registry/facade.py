@@ -198,8 +198,7 @@ class Registry(Lifecycle):
             want_completed=d is None or d.want_completed,
             disks=d.disks if d is not None else (),
             qemu_only=any(
-                t.job.state is JobState.ORPHANED
-                or t.job.config.get("seen-by") == "qemu"
+                t.job.qemu_only
                 # Only QEMU tells when a pause ends (one made elsewhere sends this
                 # connection no event it can tie to the job before the poll).
                 or t.job.state is JobState.PAUSED

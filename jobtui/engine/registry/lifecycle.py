@@ -180,10 +180,7 @@ class Lifecycle(BlockJobs):
             # word it could only end as unknown.
             t = self._active_domain_job(d)
             if t is not None and t.job.type is JobType.DUMP:
-                result = e.get("result", {})
-                error = e.get("error") or (
-                    result.get("error") if isinstance(result, dict) else None
-                )
+                error = e.get("error")  # QEMU's DUMP_COMPLETED: present when it failed
                 if error:
                     t.hint = (JobState.FAILED, f"QEMU reports the dump failed: {error}")
                 else:
@@ -214,9 +211,7 @@ class Lifecycle(BlockJobs):
         qid, status = str(e.get("id", "")), str(e.get("status", ""))
         typ, disk = parse_qemu_job_id(qid)
         mine = next((x for x in self._tracks_of(e.host, e.uuid) if x.job.qemu_id == qid), None)
-        if mine is not None and (
-            mine.job.state is JobState.ORPHANED or mine.job.config.get("seen-by") == "qemu"
-        ):
+        if mine is not None and (mine.job.qemu_only):
             self._limbo_event(mine, status, e.time)
             return
         if typ is JobType.BLOCKDEV_CREATE:

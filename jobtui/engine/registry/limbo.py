@@ -182,8 +182,7 @@ class Limbo(DomainJobs):
             seen.add(q.id)
             self._qemu_only_job(d, s, q, typ, disk)
         for t in self._tracks_of(d.host, d.uuid):
-            qemu_only = t.job.state is JobState.ORPHANED or t.job.config.get("seen-by") == "qemu"
-            if qemu_only and t.job.qemu_id and t.job.qemu_id not in seen:
+            if t.job.qemu_only and t.job.qemu_id and t.job.qemu_id not in seen:
                 self._set_state(
                     t,
                     JobState.ABORTED if t.abort_requested else JobState.UNKNOWN,
