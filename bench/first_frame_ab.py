@@ -1,0 +1,72 @@
+"""First frame and first domain of several jobtui trees (and a bare Textual app), launched
+alternately in tmux on a libvirt URI that already has its domains (names starting
+`idle-`, as bench_tui_terminal.py's fifty scene and jobtui.lab make them).
+
+    cd / && .venv/bin/python /work/main/bench/first_frame_ab.py URI 8 /tmp/treeA /tmp/treeB bare
+
+Each tree is a `git archive REV jobtui | tar -x -C DIR` directory, put on PYTHONPATH;
+`bare` is bench/tui_bare_app.py. Prints each one's medians and ranges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_tui_terminal as b  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("uri")
+    ap.add_argument("launches", type=int)
+    ap.add_argument("trees", nargs="+", help="jobtui trees, or 'bare'")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="jtff-"))
+    subprocess.run([*b.TMUX, "new-session", "-d", "-s", "keep", "sleep 1d"], check=True)
+    frame: dict[str, list[float]] = {t: [] for t in args.trees}
+    domain: dict[str, list[float]] = {t: [] for t in args.trees}
+    try:
+        for i in range(args.launches):
+            for n, tree in enumerate(args.trees):
+                if tree == "bare":
+                    argv = [b.PY, str(b.ROOT / "bench" / "tui_bare_app.py")]
+                    os.environ.pop("PYTHONPATH", None)
+                    title = "bare textual app"
+                else:
+                    argv = b.jobtui_argv(args.uri, tmp / f"h{i}-{n}.sqlite3")
+                    os.environ["PYTHONPATH"] = tree
+                    title = "jobtui"
+                pane = b.Pane(f"ff{i}-{n}", argv, (120, 35), tmp / f"ff{i}-{n}.out")
+                try:
+                    frame[tree].append((pane.wait(lambda s, w=title: w in s) - pane.started) * 1e3)
+                    if tree != "bare":
+                        t = pane.wait(lambda s: "idle-" in s)
+                        domain[tree].append((t - pane.started) * 1e3)
+                finally:
+                    pane.close()
+                time.sleep(0.7)
+    finally:
+        subprocess.run([*b.TMUX, "kill-server"], capture_output=True)
+    for tree in args.trees:
+        line = f"{tree:24} first frame {_spread(frame[tree])}"
+        if domain[tree]:
+            line += f"   first domain {_spread(domain[tree])}"
+        print(line)
+    print("load average", " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+
+
+def _spread(ms: list[float]) -> str:
+    return f"median {statistics.median(ms):6.1f} ms [{min(ms):.0f}-{max(ms):.0f}]"
+
+
+if __name__ == "__main__":
+    main()
