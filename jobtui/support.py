@@ -41,6 +41,16 @@ def pct(job: Job) -> str:
     return "unknown progress" if p is None else f"{p * 100:.0f} %"
 
 
+def _qemu_cancel(who: str, opts: Options) -> str | None:
+    """Only QEMU can cancel this job: allowed with the monitor opt-in, else why not."""
+    if opts.allow_qemu_monitor:
+        return None
+    return (
+        f"{who}: only QEMU can cancel it, which taints the domain; "
+        "enable the QEMU monitor opt-in (--allow-qemu-monitor)"
+    )
+
+
 def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
     """None when `op` applies to `job`; otherwise the reason, for a person."""
     name = job.name
@@ -55,24 +65,14 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
         return f"{name} has already finished ({state})"
     if state is JobState.ORPHANED:
         if op is ControlOp.ABORT:
-            if opts.allow_qemu_monitor:
-                return None
-            return (
-                f"{name} is orphaned (its disk is gone): only QEMU can cancel it, "
-                "which taints the domain; enable the QEMU monitor opt-in (--allow-qemu-monitor)"
-            )
+            return _qemu_cancel(f"{name} is orphaned (its disk is gone)", opts)
         return f"{name} is orphaned (its disk is gone): libvirt can no longer {op} it"
     if job.outside_libvirt:
         # Started through QMP: libvirt knows nothing of it (engine/control.py).
-        if op is ControlOp.ABORT and not opts.allow_qemu_monitor:
-            return (
-                f"{name} was started outside libvirt: only QEMU can cancel it, which "
-                "taints the domain; enable the QEMU monitor opt-in (--allow-qemu-monitor)"
-            )
-        if op not in (ControlOp.ABORT, ControlOp.PAUSE, ControlOp.RESUME):
-            return f"{name} was started outside libvirt: only QEMU can abort, pause or resume it"
         if op is ControlOp.ABORT:
-            return None
+            return _qemu_cancel(f"{name} was started outside libvirt", opts)
+        if op not in (ControlOp.PAUSE, ControlOp.RESUME):
+            return f"{name} was started outside libvirt: only QEMU can abort, pause or resume it"
     if op is ControlOp.ABORT:
         if typ is JobType.BLOCKDEV_CREATE:
             return f"{name} is QEMU's internal image creation: libvirt cannot abort it"

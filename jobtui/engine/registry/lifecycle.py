@@ -211,7 +211,7 @@ class Lifecycle(BlockJobs):
         qid, status = str(e.get("id", "")), str(e.get("status", ""))
         typ, disk = parse_qemu_job_id(qid)
         mine = next((x for x in self._tracks_of(e.host, e.uuid) if x.job.qemu_id == qid), None)
-        if mine is not None and (mine.job.qemu_only):
+        if mine is not None and mine.job.qemu_only:
             self._limbo_event(mine, status, e.time)
             return
         if typ is JobType.BLOCKDEV_CREATE:
