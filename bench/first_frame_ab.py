@@ -11,7 +11,6 @@ Each tree is a `git archive REV jobtui | tar -x -C DIR` directory, put on PYTHON
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -39,11 +38,12 @@ def main() -> None:
             for n, tree in enumerate(args.trees):
                 if tree == "bare":
                     argv = [b.PY, str(b.ROOT / "bench" / "tui_bare_app.py")]
-                    os.environ.pop("PYTHONPATH", None)
                     title = "bare textual app"
                 else:
-                    argv = b.jobtui_argv(args.uri, tmp / f"h{i}-{n}.sqlite3")
-                    os.environ["PYTHONPATH"] = tree
+                    # On the command line: a tmux session takes its environment from the
+                    # tmux server, not from the client that asks for it.
+                    argv = ["env", f"PYTHONPATH={tree}"]
+                    argv += b.jobtui_argv(args.uri, tmp / f"h{i}-{n}.sqlite3")
                     title = "jobtui"
                 pane = b.Pane(f"ff{i}-{n}", argv, (120, 35), tmp / f"ff{i}-{n}.out")
                 try:
@@ -53,6 +53,9 @@ def main() -> None:
                         domain[tree].append((t - pane.started) * 1e3)
                 finally:
                     pane.close()
+                # The next launch starts on a quiet machine: not while this one is still
+                # exiting (its engine's calls ending, libvirtd freeing its connection).
+                _wait_gone(pane.pid, 10.0)
                 time.sleep(0.7)
     finally:
         subprocess.run([*b.TMUX, "kill-server"], capture_output=True)
@@ -62,6 +65,12 @@ def main() -> None:
             line += f"   first domain {_spread(domain[tree])}"
         print(line)
     print("load average", " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _spread(ms: list[float]) -> str:

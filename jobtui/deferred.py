@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobtui.model import (
     ControlOp,
     Domain,
+    DomainChanged,
+    EngineEvent,
     Host,
     HostChanged,
     HostState,
@@ -25,13 +27,18 @@ from jobtui.model import (
 from jobtui.source import JobSource, Subscriber
 from jobtui.support import Options
 
+if TYPE_CHECKING:
+    from jobtui.engine.early_open import EarlyOpen, Opened
+
 STARTING = "the job engine is still starting; try again in a moment"
 
 
 class DeferredSource:
     """A `JobSource` whose real source is made by `build` when `start()` is called.
 
-    Until then it lists `uris` as connecting hosts and no domains or jobs. `start()`
+    Until then it lists `uris` as connecting hosts and no jobs, and the domains `early`
+    (the hosts' first connections, opened at launch) has listed, told to the
+    subscribers as they come; the real source adopts those connections. `start()`
     builds the real source (no libvirt call: imports and the history), hands it the
     subscribers, then starts it, so no event is missed; call it off the UI thread. A
     build that fails leaves every host disconnected with the reason, told to the
@@ -39,11 +46,16 @@ class DeferredSource:
     """
 
     def __init__(
-        self, build: Callable[[], JobSource], uris: Sequence[str], options: Options
+        self,
+        build: Callable[[], JobSource],
+        uris: Sequence[str],
+        options: Options,
+        early: EarlyOpen | None = None,
     ) -> None:
         self.options = options
         self._build = build
         self._uris = list(uris)
+        self._early = early
         self._lock = threading.Lock()  # the fields below
         self._life = threading.Lock()  # start and stop, one at a time
         self._real: JobSource | None = None
@@ -52,6 +64,8 @@ class DeferredSource:
         self._focus: JobKey | None = None
         self._stopped = False
         self.error = ""
+        if early is not None:
+            early.listen(self._early_answer)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -71,6 +85,28 @@ class DeferredSource:
                 focus = self._focus
             real.focus(focus)
             real.start()
+
+    def _early_answer(self, opened: Opened) -> None:
+        """A host's early listing (its thread): told to subscribers until the real
+        source is there to tell its own."""
+        if opened.error is not None:
+            return  # the engine's own first open raises it again, and reports it
+        host = Host(opened.uri, HostState.CONNECTED, readonly=self.options.readonly)
+        news: list[EngineEvent] = [HostChanged(host)]
+        news += [DomainChanged(d) for d in opened.previews()]
+        # Told under the lock: a preview told after the real source's first news
+        # would take a domain's state back to unknown.
+        with self._lock:
+            if self._real is not None:
+                return
+            for callback, _ in self._subscribers.values():
+                for event in news:
+                    callback(event)
+
+    def _answered(self) -> dict[str, Opened]:
+        if self._early is None:
+            return {}
+        return {o.uri: o for o in self._early.answered() if o.error is None}
 
     def _fail(self, error: str) -> None:
         with self._lock:
@@ -97,15 +133,21 @@ class DeferredSource:
         real = self._source()
         if real is not None:
             return real.hosts()
+        readonly = self.options.readonly
         if self.error:
-            state, error = HostState.DISCONNECTED, f"cannot start the job engine: {self.error}"
-        else:
-            state, error = HostState.CONNECTING, ""
-        return [Host(uri, state, readonly=self.options.readonly, error=error) for uri in self._uris]
+            error = f"cannot start the job engine: {self.error}"
+            return [Host(u, HostState.DISCONNECTED, readonly, error) for u in self._uris]
+        answered = self._answered()
+        return [
+            Host(u, HostState.CONNECTED if u in answered else HostState.CONNECTING, readonly)
+            for u in self._uris
+        ]
 
     def domains(self) -> list[Domain]:
         real = self._source()
-        return real.domains() if real is not None else []
+        if real is not None:
+            return real.domains()
+        return [d for opened in self._answered().values() for d in opened.previews()]
 
     def jobs(self, *, include_finished: bool = True) -> list[Job]:
         real = self._source()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from labtools import wait_until
 
 from jobtui import recorded
 from jobtui.deferred import STARTING, DeferredSource
+from jobtui.engine.early_open import EarlyOpen
+from jobtui.engine.monitor import JobMonitor
+from jobtui.lab import DiskSpec, Lab
 from jobtui.model import (
     ControlOp,
+    DomainChanged,
     EngineEvent,
+    Host,
     HostChanged,
     HostState,
     JobControlError,
@@ -79,3 +85,34 @@ def test_stopped_before_it_started_it_never_builds() -> None:
     src.stop()
     src.start()
     assert built == []
+
+
+def test_the_early_listing_is_shown_before_the_engine_and_stays_through_its_start(
+    lab: Lab, domname: str
+) -> None:
+    lab.domain(domname, [DiskSpec("vda", lab.image(f"{domname}-a", 16, 0))])
+    early = EarlyOpen([lab.uri], readonly=False)
+    src = DeferredSource(lambda: JobMonitor([lab.uri], early=early), [lab.uri], Options(), early)
+    heard: list[EngineEvent] = []
+    src.subscribe(heard.append)
+    assert [h.state for h in src.hosts()] == [HostState.CONNECTING]
+    early.start()
+    wait_until(
+        lambda: any(isinstance(e, DomainChanged) and e.domain.name == domname for e in heard),
+        20,
+        "the early listing told",
+    )
+    assert heard[0] == HostChanged(Host(lab.uri, HostState.CONNECTED))
+    assert [h.state for h in src.hosts()] == [HostState.CONNECTED]
+    assert {d.name: d.state for d in src.domains()}[domname] == "unknown"
+    src.start()
+    try:
+        # The engine knows the domain from its start: it never leaves the screen.
+        assert domname in {d.name for d in src.domains()}
+        wait_until(
+            lambda: {d.name: d.state for d in src.domains()}[domname] == "running",
+            20,
+            "its first look",
+        )
+    finally:
+        src.stop()

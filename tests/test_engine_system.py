@@ -12,10 +12,11 @@ import pytest
 from enginetools import Stream
 from labtools import wait_until
 
+from jobtui.engine.early_open import EarlyOpen
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import DiskSpec, Lab, MiB
 from jobtui.lab.daemon import PrivateDaemon, start_private_daemon
-from jobtui.model import ControlOp, HostState, JobState, JobType
+from jobtui.model import ControlOp, DomainChanged, HostState, JobState, JobType
 
 
 @pytest.fixture(scope="module")
@@ -161,5 +162,77 @@ def test_one_engine_watches_two_hosts(lab: Lab, domname: str, syslab: Lab, sysna
         m.control(b.key, ControlOp.ABORT)
         wait_until(lambda: remote.blockJobInfo("vda", 0) == {}, 10, "remote abort")
         assert local.blockJobInfo("vda", 0)  # the local one is untouched
+    finally:
+        m.stop()
+
+
+def clients(daemon: PrivateDaemon) -> int:
+    """The connections libvirtd has open now, as its admin interface lists them."""
+    admin = f"libvirtd:///system?socket={daemon.sock_dir / 'libvirt-admin-sock'}"
+    out = subprocess.run(
+        ["virt-admin", "-c", admin, "srv-clients-list", "libvirtd"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sum(1 for line in out.splitlines()[2:] if line.strip())
+
+
+def test_the_engine_adopts_the_early_connection_and_its_listing(
+    daemon: PrivateDaemon, syslab: Lab, sysname: str
+) -> None:
+    syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 64, 0))])
+    before = clients(daemon)
+    early = EarlyOpen([daemon.uri], readonly=False).start()
+    (opened,) = wait_until(early.answered, 20, "the early open")
+    assert opened.error is None and sysname in {d.name for d in opened.previews()}
+    assert clients(daemon) == before + 1
+    m = JobMonitor([daemon.uri], early=early, idle_interval=1.0)
+    heard: list[object] = []
+    m.subscribe(heard.append)
+    m.start()
+    try:
+        # Known from start(), before the engine has listed anything itself.
+        assert sysname in {d.name for d in m.domains()}
+        assert m.wait_ready(20)
+        running = wait_until(
+            lambda: any(
+                isinstance(e, DomainChanged)
+                and e.domain.name == sysname
+                and e.domain.state == "running"
+                for e in heard
+            ),
+            20,
+            "its first look",
+        )
+        assert running
+        # One connection: the early one, adopted; not a second beside it.
+        assert clients(daemon) == before + 1
+    finally:
+        m.stop()
+
+
+def test_an_early_open_that_failed_is_reported_then_retried_by_the_engine(
+    daemon: PrivateDaemon, syslab: Lab, sysname: str
+) -> None:
+    syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 64, 0))])
+    daemon.kill()  # its QEMUs keep running
+    try:
+        early = EarlyOpen([daemon.uri], readonly=False).start()
+        (opened,) = wait_until(early.answered, 20, "the early open")
+        assert opened.error is not None
+        m = JobMonitor([daemon.uri], early=early, idle_interval=1.0)
+        m.start()
+        host = wait_until(
+            lambda: (h := m.hosts()[0]).state is HostState.DISCONNECTED and h, 10, "the error"
+        )
+        assert "libvirt-sock" in host.error, host.error  # libvirt's own words, the socket named
+    finally:
+        daemon.restart()
+        syslab.reconnect()
+    try:
+        # The early open's error is the engine's first; its own retries then connect.
+        wait_until(lambda: sysname in {d.name for d in m.domains()}, 30, "the domain listed")
+        assert m.hosts()[0].state is HostState.CONNECTED
     finally:
         m.stop()

@@ -313,6 +313,8 @@ def test_tui_in_a_terminal_over_ssh(
     t = Terminal([sys.executable, "-m", "jobtui", "--history", str(tmp_path / "h"), "-c", NAME])
     try:
         t.wait_for(NAME.encode(), b"copy-vda", dom.name().encode(), timeout=60)
+        # The connection opened at launch (before Textual) is the engine's: one ssh.
+        assert len(ssh_children(remote, t.proc.pid)) == 1
         t.type(b"q")
         assert t.wait() == 0
     finally:

@@ -18,6 +18,7 @@ from jobtui.model import Domain, HostState, Job
 from jobtui.support import Options
 
 if TYPE_CHECKING:
+    from jobtui.engine.early_open import EarlyOpen
     from jobtui.engine.history import History
     from jobtui.engine.monitor import JobMonitor
 
@@ -34,7 +35,9 @@ def monitor_options(args: argparse.Namespace) -> Options:
     return Options(readonly=args.readonly, allow_qemu_monitor=args.allow_qemu_monitor)
 
 
-def make_monitor(args: argparse.Namespace, only: Sequence[str] | None = None) -> JobMonitor:
+def make_monitor(
+    args: argparse.Namespace, only: Sequence[str] | None = None, early: EarlyOpen | None = None
+) -> JobMonitor:
     from jobtui.engine.monitor import JobMonitor
 
     # args.uris was resolved by cli.hosts.apply_inventory (names, groups, defaults).
@@ -43,6 +46,7 @@ def make_monitor(args: argparse.Namespace, only: Sequence[str] | None = None) ->
         options=monitor_options(args),
         history=open_history(args.history),
         only_domains=only,
+        early=early,
     )
 
 

@@ -58,7 +58,10 @@ class HostConnection:
         on_down: Callable[[HostConnection, str], None],
         keepalive: tuple[int, int] = (2, 3),
         qemu_events: bool = True,
+        early: Callable[[], libvirt.virConnect | None] | None = None,
     ) -> None:
+        """`early`: the first open's connection, opened before the engine was built
+        (jobtui.engine.early_open); it raises that open's error, or gives None."""
         self.uri = uri
         self.readonly = readonly
         self.conn: libvirt.virConnect | None = None
@@ -69,6 +72,7 @@ class HostConnection:
         self._on_down = on_down
         self._keepalive = keepalive
         self._want_qemu_events = qemu_events
+        self._early = early
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._generation = 0
@@ -117,7 +121,10 @@ class HostConnection:
             self._wake.clear()
 
     def _open(self) -> None:
-        conn = open_connection(self.uri, readonly=self.readonly)
+        early, self._early = self._early, None
+        conn = early() if early is not None else None
+        if conn is None:
+            conn = open_connection(self.uri, readonly=self.readonly)
         shared = is_shared(conn)
         self._generation += 1
         gen = self._generation

@@ -43,6 +43,7 @@ from jobtui.engine.dispatch import (
     alive,
     one_per_run,
 )
+from jobtui.engine.early_open import EarlyOpen
 from jobtui.engine.events import LibvirtEvent
 from jobtui.engine.history import History
 from jobtui.engine.monitor_control import Controls
@@ -84,10 +85,12 @@ class JobMonitor(Controls):
         stall_after: float = 150.0,
         stall_passes: int = 10,
         only_domains: Collection[str] | None = None,
+        early: EarlyOpen | None = None,
     ) -> None:
         """`stall_after` (seconds) and `stall_passes`: a job whose remaining data has
         not shrunk for that long, or a migration whose last `stall_passes` passes
-        did not start with less to send, is flagged stalled."""
+        did not start with less to send, is flagged stalled. `early`: connections
+        opened and listed before the engine was built, adopted as its first."""
         if not uris:
             raise ValueError("at least one libvirt URI is needed")
         self.options = options or Options()
@@ -131,6 +134,7 @@ class JobMonitor(Controls):
         self._next_wake = 0.0  # monotonic time the next domain poll is due
         self._stop = threading.Event()
         self._started_at = time.monotonic()
+        self._early = early
         for uri in dict.fromkeys(uris):
             self._hosts[uri] = Host(uri, HostState.CONNECTING, readonly=self.options.readonly)
             self._listed[uri] = threading.Event()
@@ -142,6 +146,7 @@ class JobMonitor(Controls):
                 on_down=lambda c, why: self._q.put(HostDown(c.uri, why)),
                 keepalive=keepalive,
                 qemu_events=qemu_events,
+                early=functools.partial(early.take, uri) if early is not None else None,
             )
         if history is not None:
             self._reg.load_history(j for j in history.jobs() if j.host in self._hosts)
@@ -150,6 +155,13 @@ class JobMonitor(Controls):
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        if self._early is not None:
+            # The early listings are the engine's first: what was on screen stays there.
+            with self._lock:
+                for uri in self._hosts:
+                    opened = self._early.first_list(uri)
+                    if opened is not None:
+                        self._domain_list(DomainList(uri, opened.domains))
         self._dispatcher.start()
         for c in self._conns.values():
             c.start()
