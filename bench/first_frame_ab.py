@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("uri")
     ap.add_argument("launches", type=int)
     ap.add_argument("trees", nargs="+", help="jobtui trees, or 'bare'")
+    # A launch that quit during its first looks leaves libvirtd answering them for a
+    # while: with 0.7 s between launches, the tree launched next was measured slower.
+    ap.add_argument("--gap", type=float, default=2.5, help="seconds between launches")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="jtff-"))
     subprocess.run([*b.TMUX, "new-session", "-d", "-s", "keep", "sleep 1d"], check=True)
@@ -54,9 +57,9 @@ def main() -> None:
                 finally:
                     pane.close()
                 # The next launch starts on a quiet machine: not while this one is still
-                # exiting (its engine's calls ending, libvirtd freeing its connection).
+                # exiting, nor while libvirtd still answers its calls.
                 _wait_gone(pane.pid, 10.0)
-                time.sleep(0.7)
+                time.sleep(args.gap)
     finally:
         subprocess.run([*b.TMUX, "kill-server"], capture_output=True)
     for tree in args.trees:

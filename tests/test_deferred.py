@@ -107,8 +107,9 @@ def test_the_early_listing_is_shown_before_the_engine_and_stays_through_its_star
     assert {d.name: d.state for d in src.domains()}[domname] == "unknown"
     src.start()
     try:
-        # The engine knows the domain from its start: it never leaves the screen.
+        # The engine knows the domain and the host from its start: neither goes back.
         assert domname in {d.name for d in src.domains()}
+        assert [h.state for h in src.hosts()] == [HostState.CONNECTED]
         wait_until(
             lambda: {d.name: d.state for d in src.domains()}[domname] == "running",
             20,

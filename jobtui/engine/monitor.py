@@ -156,11 +156,14 @@ class JobMonitor(Controls):
 
     def start(self) -> None:
         if self._early is not None:
-            # The early listings are the engine's first: what was on screen stays there.
+            # The early listings are the engine's first: what was on screen stays there,
+            # and so does the host's state (its connection is open; HostUp follows as
+            # soon as the connection's thread has adopted it).
             with self._lock:
                 for uri in self._hosts:
                     opened = self._early.first_list(uri)
                     if opened is not None:
+                        self._set_host(uri, HostState.CONNECTED, "")
                         self._domain_list(DomainList(uri, opened.domains))
         self._dispatcher.start()
         for c in self._conns.values():
