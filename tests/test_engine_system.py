@@ -4,6 +4,7 @@ die, come back, stop answering."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import uuid
@@ -236,3 +237,26 @@ def test_an_early_open_that_failed_is_reported_then_retried_by_the_engine(
         assert m.hosts()[0].state is HostState.CONNECTED
     finally:
         m.stop()
+
+
+def test_an_engine_that_ends_with_its_process_stops_without_waiting_for_a_hung_host(
+    syslab: Lab, sysname: str
+) -> None:
+    # A listener that accepts and never answers: libvirt's open waits on it for ever.
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(4)
+    silent = f"qemu+tcp://127.0.0.1:{hung.getsockname()[1]}/system"
+    syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 64, 0))])
+    m = JobMonitor([syslab.uri, silent], ends_with_process=True)
+    m.start()
+    try:
+        wait_until(lambda: sysname in {d.name for d in m.domains()}, 20, "the other host")
+        assert {h.uri: h.state for h in m.hosts()}[silent] is HostState.CONNECTING
+        t0 = time.monotonic()
+        m.stop()
+        # A quit (the TUI's q) waited 5 s here for the hung open's thread; now it goes
+        # at once, and the process's exit takes the thread.
+        assert time.monotonic() - t0 < 2.5
+    finally:
+        hung.close()

@@ -86,11 +86,14 @@ class JobMonitor(Controls):
         stall_passes: int = 10,
         only_domains: Collection[str] | None = None,
         early: EarlyOpen | None = None,
+        ends_with_process: bool = False,
     ) -> None:
         """`stall_after` (seconds) and `stall_passes`: a job whose remaining data has
         not shrunk for that long, or a migration whose last `stall_passes` passes
         did not start with less to send, is flagged stalled. `early`: connections
-        opened and listed before the engine was built, adopted as its first."""
+        opened and listed before the engine was built, adopted as its first.
+        `ends_with_process`: the process ends when this engine stops (the `jobtui`
+        commands, the TUI's among them): see stop()."""
         if not uris:
             raise ValueError("at least one libvirt URI is needed")
         self.options = options or Options()
@@ -135,6 +138,7 @@ class JobMonitor(Controls):
         self._stop = threading.Event()
         self._started_at = time.monotonic()
         self._early = early
+        self.ends_with_process = ends_with_process
         for uri in dict.fromkeys(uris):
             self._hosts[uri] = Host(uri, HostState.CONNECTING, readonly=self.options.readonly)
             self._listed[uri] = threading.Event()
@@ -169,9 +173,13 @@ class JobMonitor(Controls):
         for c in self._conns.values():
             c.start()
 
-    def stop(self, *, wait_calls: bool = True) -> None:
-        """`wait_calls=False` for a process about to end (the CLI): calls in flight are not
-        waited for and connections not closed; the process's exit takes them."""
+    def stop(self, *, wait_calls: bool | None = None) -> None:
+        """`wait_calls=False` (the default for an engine that ends with its process) for
+        a process about to end: calls in flight are not waited for and connections not
+        closed; the process's exit takes them. A TUI quit beside a host that hangs (its
+        open or a call) took 5 s waiting for them."""
+        if wait_calls is None:
+            wait_calls = not self.ends_with_process
         self._stop.set()
         self._q.put(None)
         self._dispatcher.join(timeout=5 if wait_calls else 2)
