@@ -21,6 +21,8 @@ T0 = time.perf_counter()
 import argparse  # noqa: E402
 import atexit  # noqa: E402
 import gc  # noqa: E402
+import importlib.abc  # noqa: E402
+import importlib.util  # noqa: E402
 import inspect  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -59,19 +61,32 @@ def wrap(cls: type, name: str, *, every: bool = False) -> None:
         setattr(cls, name, call)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, help="file the marks are appended to")
-    ap.add_argument("--domain-word", default="idle-", help="text that shows a domain drawn")
-    ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then jobtui's arguments")
-    args = ap.parse_args()
-    gc.disable()  # as jobtui.cli.entry does
-    import jobtui.cli as cli
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls `then()` once module `name` has been executed (its import marked)."""
 
-    mark("import jobtui.cli")
-    import jobtui.tui.app  # noqa: F401 - timed here, used by the command
+    def __init__(self, name: str, then: Callable[[], None]) -> None:
+        self.name = name
+        self.then = then
 
-    mark("import jobtui.tui.app")
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def run(module: Any) -> None:
+            exec_module(module)
+            mark(f"import {fullname}")
+            self.then()
+
+        spec.loader.exec_module = run  # type: ignore[method-assign]
+        return spec
+
+
+def instrument(domain_word: str) -> None:
     from textual.drivers.linux_driver import LinuxDriver
 
     from jobtui.deferred import DeferredSource
@@ -88,12 +103,30 @@ def main() -> None:
 
     def traced_write(self: LinuxDriver, data: str) -> None:
         if not drawn[0] and len(data) > 200:
-            has = args.domain_word in data
+            has = domain_word in data
             mark(f"terminal write {len(data)} B" + (" (a domain)" if has else ""))
             drawn[0] = has
         write(self, data)
 
     LinuxDriver.write = traced_write  # type: ignore[method-assign]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="file the marks are appended to")
+    ap.add_argument("--domain-word", default="idle-", help="text that shows a domain drawn")
+    ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then jobtui's arguments")
+    args = ap.parse_args()
+    gc.disable()  # as jobtui.cli.entry does
+    import jobtui.cli as cli
+
+    mark("import jobtui.cli")
+    from jobtui.engine.early_open import EarlyOpen
+
+    wrap(EarlyOpen, "_open")  # on its own thread, while Textual imports
+    # Marked as the command imports it, not imported here first: the early open runs
+    # beside that import, and importing it here would take it out of the race.
+    sys.meta_path.insert(0, _AfterImport("jobtui.tui.app", lambda: instrument(args.domain_word)))
 
     def save() -> None:
         with open(args.out, "a") as out:
