@@ -212,12 +212,16 @@ class Job:
         return replace(self, **changes)
 
 
+# A domain's state before anything has told it: listed, not yet looked at.
+UNKNOWN_DOMAIN_STATE = "unknown"
+
+
 @dataclass(frozen=True)
 class Domain:
     host: str
     uuid: str
     name: str
-    state: str  # running, paused, shut off, ... (virsh's words)
+    state: str  # running, paused, shut off, ... (virsh's words), or UNKNOWN_DOMAIN_STATE
     responsive: bool = True
 
 

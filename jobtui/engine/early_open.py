@@ -18,10 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobtui.model import Domain
-
-# What a listed domain is before its first look (the registry's word for it too).
-UNKNOWN_STATE = "unknown"
+from jobtui.model import UNKNOWN_DOMAIN_STATE, Domain
 
 
 @dataclass(frozen=True)
@@ -34,14 +31,15 @@ class Opened:
     error: BaseException | None = None
 
     def previews(self) -> list[Domain]:
-        return [Domain(self.uri, uuid, name, UNKNOWN_STATE) for uuid, name, _ in self.domains]
+        return [
+            Domain(self.uri, uuid, name, UNKNOWN_DOMAIN_STATE) for uuid, name, _ in self.domains
+        ]
 
 
 class EarlyOpen:
-    """Opens `uris` (read-only if `readonly`) and lists their domains, a thread each.
-
-    `on_listed(opened)` is called on that thread when a host has answered (or failed).
-    """
+    """Opens `uris` (read-only if `readonly`) and lists their domains, a thread each,
+    once started; those given to `listen` hear each host's answer (or failure) on its
+    thread."""
 
     def __init__(self, uris: Sequence[str], *, readonly: bool) -> None:
         self.readonly = readonly

@@ -18,6 +18,7 @@ from jobtui.engine.sample import (
     DiskInfo,
 )
 from jobtui.model import (
+    UNKNOWN_DOMAIN_STATE,
     Domain,
     DomainChanged,
     EngineEvent,
@@ -99,7 +100,7 @@ class DomainInfo:
     host: str
     uuid: str
     name: str
-    state: str = "unknown"
+    state: str = UNKNOWN_DOMAIN_STATE
     responsive: bool = True
     disks: tuple[DiskInfo, ...] = ()
     xml_dirty: bool = True
