@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 import libvirt
 
-from jobtui.engine.eventloop import ensure_event_loop
+from jobtui.engine.eventloop import (
+    drop_shared,
+    ensure_event_loop,
+    is_shared,
+    open_connection,
+    shared_lock,
+)
 from jobtui.engine.events import (
     LibvirtEvent,
     Post,
@@ -198,29 +204,6 @@ class HostConnection:
             conn.close()
 
 
-# libvirt 9.0 registers the QEMU driver again on every open of a qemu:///embed
-# URI, and after ~16 opens a process gets "Too many drivers" for good
-# (measured: docs/decisions.md). So each process holds one connection per
-# embedded root and every user of that root shares it.
-_shared: dict[tuple[str, bool], libvirt.virConnect] = {}
-_shared_lock = threading.Lock()
-
-
-def open_connection(uri: str, *, readonly: bool = False) -> libvirt.virConnect:
-    ensure_event_loop()
-    if not uri.startswith("qemu:///embed"):
-        conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
-        if conn is None:
-            raise RuntimeError(f"cannot connect to {uri}")
-        return conn
-    with _shared_lock:
-        conn = _shared.get((uri, readonly))
-        if conn is None:
-            conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
-            _shared[(uri, readonly)] = conn
-        return conn
-
-
 class _FanOut:
     """libvirt tracks one callback per event and connection ("event callback already
     tracked"), so the users of a shared connection get its events from here."""
@@ -267,22 +250,17 @@ _fanouts: dict[int, _FanOut] = {}
 
 
 def fanout_for(conn: libvirt.virConnect, uri: str) -> _FanOut:
-    with _shared_lock:
+    with shared_lock:
         fan = _fanouts.get(id(conn))
         if fan is None:
             fan = _fanouts[id(conn)] = _FanOut(conn, uri)
         return fan
 
 
-def is_shared(conn: libvirt.virConnect) -> bool:
-    with _shared_lock:
-        return any(c is conn for c in _shared.values())
-
-
 def release_shared(uri: str) -> None:
     """Close the process's connections to an embedded root (its lab is done)."""
-    with _shared_lock:
-        conns = [_shared.pop(k) for k in list(_shared) if k[0] == uri]
+    with shared_lock:
+        conns = drop_shared(uri)
         for conn in conns:
             _fanouts.pop(id(conn), None)
     for conn in conns:

@@ -58,7 +58,7 @@ class EarlyOpen:
 
     def _open(self, uri: str) -> None:
         try:
-            from jobtui.engine.connection import open_connection
+            from jobtui.engine.eventloop import open_connection
 
             conn = open_connection(uri, readonly=self.readonly)
             doms = conn.listAllDomains(0)

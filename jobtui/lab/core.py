@@ -25,8 +25,8 @@ from typing import Any
 
 import libvirt
 
-from jobtui.engine.connection import open_connection, release_shared
-from jobtui.engine.eventloop import ensure_event_loop
+from jobtui.engine.connection import release_shared
+from jobtui.engine.eventloop import ensure_event_loop, open_connection
 from jobtui.lab import xmlgen
 from jobtui.lab.images import LabError, MiB, create_chain, create_image
 from jobtui.lab.xmlgen import DiskSpec
