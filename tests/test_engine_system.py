@@ -257,6 +257,6 @@ def test_an_engine_that_ends_with_its_process_stops_without_waiting_for_a_hung_h
         m.stop()
         # A quit (the TUI's q) waited 5 s here for the hung open's thread; now it goes
         # at once, and the process's exit takes the thread.
-        assert time.monotonic() - t0 < 2.5
+        assert time.monotonic() - t0 < 4.0  # the thread alone was waited for 5 s
     finally:
         hung.close()
