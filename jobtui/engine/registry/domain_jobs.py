@@ -53,12 +53,17 @@ def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, in
         return max(0, total - (left or 0)), total
     if typ is JobType.BACKUP:
         return int_or_none(stats.get("disk_processed")), int_or_none(stats.get("disk_total"))
-    total = int_or_none(stats.get("data_total"))
-    if total:
-        return int_or_none(stats.get("data_processed")), total
-    total = int_or_none(stats.get("memory_total"))
-    if total:
-        return int_or_none(stats.get("memory_processed")), total
+    for kind in ("data", "memory"):
+        total = int_or_none(stats.get(f"{kind}_total"))
+        if not total:
+            continue
+        left = int_or_none(stats.get(f"{kind}_remaining"))
+        if left is not None:
+            # A save is QEMU's migration stream into a file: *_processed leaves out
+            # the zero pages it only flags, so a finished save of a mostly empty guest
+            # read 1 %; what is left reaches 0 when it is done.
+            return max(0, total - left), total
+        return int_or_none(stats.get(f"{kind}_processed")), total
     return int_or_none(stats.get("disk_processed")), int_or_none(stats.get("disk_total"))
 
 
