@@ -49,7 +49,9 @@ def run_exporter(args: argparse.Namespace) -> int:
     # a running restore. Control stays out of reach: nothing below holds more than the
     # collector, which reads hosts(), domains() and jobs().
     options = Options(readonly=args.readonly, allow_qemu_monitor=False)
-    monitor = JobMonitor(args.uris, options=options, history=open_history(args.history))
+    monitor = JobMonitor(
+        args.uris, options=options, history=open_history(args.history), ends_with_process=True
+    )
     registry.register(JobCollector(monitor, names=args.host_names, history=monitor.history))
 
     stop = threading.Event()

@@ -95,7 +95,7 @@ def close_monitor(monitor: JobMonitor) -> None:
     The command's process ends right after (jobtui.cli.entry): calls still in flight are
     not waited for, so a slow or stuck one never holds up the exit (a watch that must
     end at Ctrl-C)."""
-    monitor.stop(wait_calls=False)  # every command's, the exporter's too
+    monitor.stop()  # built to end with the process: no waiting (JobMonitor.stop)
     history = monitor.history
     if history is None:
         return
