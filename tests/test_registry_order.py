@@ -10,6 +10,8 @@ real; there the order is up to the scheduler).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libvirt
 
 from jobtui.engine import events as ev
@@ -169,6 +171,30 @@ def test_a_migration_destination_taking_its_stream_is_no_restore() -> None:
     assert [(j.name, str(j.state)) for j in (t.job for t in reg.active.values())] == [
         ("migration-in", "running")
     ]
+
+
+def test_a_destination_still_starting_up_keeps_its_one_migration_in() -> None:
+    """The order that once split one incoming migration into two on this machine
+    (tests/test_migration.py, under load): STARTED/MIGRATED is handled after a poll
+    that began before it, and the new QEMU stays starting up for a while (jobStats is
+    not asked then); libvirt keeps no final stats until the migration is over."""
+    reg = Registry()
+    t0 = 7500.0
+    reg.apply_event(started(t0 + 0.002, libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED))
+    no_stats = {"type": 0}
+    for at in (t0, t0 + 0.3, t0 + 1.2):
+        reg.apply_sample(HOST, replace(starting(at), completed_stats=no_stats))
+    migrating = libvirt.VIR_DOMAIN_PAUSED_MIGRATION
+    look = DomainSample(UID, "m1", "paused", t0 + 1.5, reason=migrating, incoming=True)
+    reg.apply_sample(HOST, replace(look, completed_stats=no_stats))
+    assert transitions(reg) == [(None, "running")]
+    final = {"type": 3, "operation": 4, "time_elapsed": 4000, "memory_total": 192 * MiB}
+    migrated = libvirt.VIR_DOMAIN_RUNNING_MIGRATED
+    arrived = DomainSample(UID, "m1", "running", t0 + 5, reason=migrated, completed_stats=final)
+    reg.apply_sample(HOST, arrived)
+    assert transitions(reg) == [("running", "completed")]
+    (job,) = reg.finished.values()
+    assert job.name == "migration-in" and job.started == t0 + 0.002
 
 
 def test_a_failed_restore_leaves_no_restore_for_the_next_start() -> None:

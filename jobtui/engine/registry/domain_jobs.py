@@ -95,6 +95,12 @@ class DomainJobs(Migrations):
             elif s.taken > track.job.started:
                 track.gone_since = track.gone_since or s.taken
             return
+        if track is not None and (d.starting_up or s.taken < track.job.started):
+            # Neither sample can say the job is gone: a domain starting up (an incoming
+            # migration's new QEMU) is not asked for jobStats (sample.py), and a poll
+            # that began before the job's STARTED/MIGRATED event came knows nothing of
+            # it. Taken for "gone", the migration-in ended unknown and a second began.
+            return
         running = bool(s.job_stats) or s.incoming
         if track is None and not running and self._restore_begun(d, s):
             return
