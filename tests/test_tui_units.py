@@ -30,6 +30,7 @@ from jobtui.tui.keymap import load_keymap
 from jobtui.tui.screens.confirm import consequence, question
 from jobtui.tui.store import JobStore, RateTrack
 from jobtui.tui.widgets.job_table import row_cells
+from jobtui.tui.widgets.rate_line import bar_levels
 from jobtui.units import parse_bandwidth
 
 
@@ -92,14 +93,30 @@ def test_the_screen_shows_the_engines_rate_and_stops_the_sparkline_when_stale():
     src = recorded.busy()
     pull = job_named(src, "pull-vdb")
     track = RateTrack()
-    track.add(pull.evolve(rate=10 * MiB, sampled=1.0))
+    # The focused job is polled four times a second: its graph gets one bar per second,
+    # the last rate measured in it, once that second is over.
+    for rate, at in ((10, 1.0), (12, 1.25), (14, 1.5)):
+        track.add(pull.evolve(rate=rate * MiB, sampled=at))
+    assert track.rate == 14 * MiB and list(track.history) == []
     track.add(pull.evolve(rate=20 * MiB, sampled=2.0))
-    assert track.rate == 20 * MiB and list(track.history) == [10 * MiB, 20 * MiB]
+    assert list(track.history) == [14 * MiB]
     track.add(pull.evolve(rate=20 * MiB, sampled=2.0))  # the same sample told twice
-    assert list(track.history) == [10 * MiB, 20 * MiB]
+    assert list(track.history) == [14 * MiB]
     # Its domain stopped answering: no rate, and the sparkline draws nothing it did not see.
     track.add(pull.evolve(rate=None, sampled=2.0, stale=True))
-    assert track.rate is None and list(track.history) == [10 * MiB, 20 * MiB]
+    assert track.rate is None and list(track.history) == [14 * MiB]
+    track.add(pull.evolve(rate=30 * MiB, sampled=9.0))  # back after 6 s without figures
+    assert list(track.history) == [14 * MiB, 20 * MiB]
+    track.add(pull.evolve(rate=40 * MiB, sampled=11.0))  # a 1 s poll that skipped a second
+    assert list(track.history) == [14 * MiB, 20 * MiB, 30 * MiB, 30 * MiB]
+
+
+def test_the_rate_graph_is_a_bar_a_second_from_zero_right_aligned():
+    assert bar_levels([], 4) == [None] * 4
+    assert bar_levels([5.0, 5.0, 5.0], 5) == [None, None, 7, 7, 7]  # steady: full bars
+    assert bar_levels([0.0, 3.5, 7.0], 3) == [0, 4, 7]
+    assert bar_levels([1.0, 2.0, 3.0, 4.0], 2) == [5, 7]  # only the newest seconds fit
+    assert bar_levels([0.0, 0.0], 2) == [0, 0]
 
 
 def test_stale_figures_show_their_age_not_a_rate():
@@ -361,3 +378,44 @@ def test_control_characters_in_names_are_shown_escaped_in_table_tree_and_detail(
     assert domain_label(job.domain, None).plain.startswith("nl\\nname\\x1b[2J")
     fields = dict(_fields(job, None, None, job.started + 5, COLOR))
     assert "\x1b" not in str(fields["domain"]) and "\n" not in str(fields["domain"])
+
+
+# --- what reaches the terminal ---------------------------------------------------------------
+
+
+def _partial_update(line: str, start: int, end: int) -> str:
+    """What the app writes for cells [start, end) of a one-line widget at (0, 0)."""
+    from rich.console import Console
+    from rich.segment import Segment
+    from textual._compositor import ChopsUpdate
+    from textual.strip import Strip
+
+    import jobtui.tui.view  # noqa: F401 - applies jobtui.tui.textual_fixes
+
+    strip = Strip([Segment(line)])
+    update = ChopsUpdate([{0: strip}], [(0, start, end)], [[strip.cell_length]])
+    return update.render_segments(Console(force_terminal=True, color_system="truecolor"))
+
+
+def test_a_changed_rate_sends_its_cells_not_the_whole_row():
+    row = " db1     backup      running    ███░░░░░░░  35%  4.9 MiB/s   1m12s"
+    at = row.index("4.9")
+    out = _partial_update(row, at, at + 3)
+    assert out == f"\x1b[1;{at + 1}H4.9"
+    # A wide character could be split by the cut: the row is sent from its start.
+    wide = " 日本語  4.9 MiB/s"
+    at = wide.index("4.9") + 3  # cells: each of the three characters is two wide
+    assert _partial_update(wide, at, at + 3) == "\x1b[1;1H 日本語  4.9"
+
+
+def test_only_the_changed_cells_of_a_detail_line_repaint():
+    from rich.segment import Segment
+
+    from jobtui.tui.widgets.drawn import changed_span
+
+    old = [Segment("ETA       3s    "), Segment("elapsed   16s")]
+    new = [Segment("ETA       2s    "), Segment("elapsed   17s")]
+    assert changed_span(old, new) == (10, 28)
+    assert changed_span(old, old) is None
+    assert changed_span([Segment("xbc")], [Segment("bc")]) == (0, 3)  # shorter: cleared
+    assert changed_span([Segment("日本x")], [Segment("日木x")]) == (2, 4)  # whole characters

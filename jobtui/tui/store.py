@@ -30,31 +30,45 @@ from jobtui.model import (
 )
 from jobtui.tui.format import DASH, human_duration
 
-HISTORY = 60  # rate samples kept per job for the sparkline
+HISTORY = 120  # seconds of rate kept per job for the detail pane's graph
+# Seconds with no sample between two that have one, drawn at the earlier rate: a job
+# polled once a second skips a second now and then. A longer gap (the job was stale)
+# is left out rather than drawn as figures nobody measured.
+GAP_FILL = 2
 
 
 class RateTrack:
     """What the screen shows of a job's speed: the engine's rate and its recent values.
 
     The engine measures the rate (engine/rate.py: between real steps, from the times
-    libvirt answered); the screen only keeps its history for the sparkline. A stale
-    job (its domain or host not answering) has no rate and adds nothing: the
-    sparkline stops rather than drawing figures nobody measured.
+    libvirt answered); the screen keeps one value per second of libvirt's time (the
+    last rate measured in it) for the graph, so a bar is a second whichever pace the
+    job is polled at, and the graph moves once a second. A stale job (its domain or
+    host not answering) has no rate and adds nothing: the graph stops rather than
+    drawing figures nobody measured.
     """
 
-    __slots__ = ("history", "rate", "_sampled")
+    __slots__ = ("history", "rate", "_sampled", "_second", "_last")
 
     def __init__(self) -> None:
-        self.history: deque[float] = deque(maxlen=HISTORY)
+        self.history: deque[float] = deque(maxlen=HISTORY)  # whole seconds, oldest first
         self.rate: float | None = None
         self._sampled: float | None = None
+        self._second: int | None = None  # the second still being measured
+        self._last = 0.0  # the rate last measured in it
 
     def add(self, job: Job) -> None:
         self.rate = None if job.stale else job.rate
-        if self.rate is None or job.sampled == self._sampled:
+        if self.rate is None or job.sampled is None or job.sampled == self._sampled:
             return
         self._sampled = job.sampled
-        self.history.append(float(self.rate))
+        second = int(job.sampled)
+        if self._second is not None and second > self._second:
+            # The second being measured is over: it goes on the graph.
+            skipped = second - self._second - 1
+            self.history.extend([self._last] * (1 + (skipped if skipped <= GAP_FILL else 0)))
+        if self._second is None or second >= self._second:
+            self._second, self._last = second, float(self.rate)
 
 
 def stale_note(job: Job, now: float) -> str:

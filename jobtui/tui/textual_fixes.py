@@ -17,6 +17,14 @@ then blocks for ever on a full queue, and the process never ends (seen: TUIs lef
 running for an hour against a daemon long gone). Here a failed write only stops the
 writing; the thread goes on taking from the queue, so the app shuts down and exits.
 `tests/test_tui_terminal.py` writes through a dead terminal and waits for the stop.
+
+A partial update (`ChopsUpdate.render_segments`) writes each changed span from the
+start of the widget's piece of the line, not from the span: a job's rate changing at
+the right end of its row sent the whole row again (~400 bytes of colour sequences
+for 10 changed cells), which the per-cell refreshes of the job table and the detail
+pane were there to avoid. Here a span is written from where it starts, unless the
+piece holds a wide character that the cut could split (then as Textual does).
+`tests/test_tui_units.py` renders a partial update and fails while Textual's is used.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from __future__ import annotations
 import contextlib
 from functools import lru_cache
 
+from rich.console import Console
+from rich.control import Control
+from textual._compositor import ChopsUpdate
 from textual._styles_cache import StylesCache
 from textual.color import Color
 from textual.drivers._writer_thread import WriterThread
@@ -61,9 +72,27 @@ def _write_until_gone(self: WriterThread) -> None:
             self._file.flush()
 
 
+def _render_changed_spans(self: ChopsUpdate, console: Console) -> str:
+    out: list[str] = []
+    last_y = self.spans[-1][0]
+    for y, x1, x2 in self.spans:
+        for end, (x, strip) in zip(self.chop_ends[y], self.chops[y].items(), strict=False):
+            if strip is None or x >= x2 or end <= x1:
+                continue
+            left = max(x, x1)
+            if left > x and strip.cell_length != len(strip.text):
+                left = x  # a wide character could straddle the span's start
+            out.append(Control.move_to(left, y).segment.text)
+            out.append(strip.crop(left - x, min(end, x2) - x).render(console))
+        if y != last_y:
+            out.append("\n")
+    return "".join(out)
+
+
 def apply() -> None:
     # Only the leaking cached method is replaced; a release that changed it is left alone.
     current = StylesCache.__dict__.get("get_inner_outer")
     if current is not None and hasattr(current, "cache_info"):
         StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[method-assign,assignment]
     WriterThread.run = _write_until_gone  # type: ignore[method-assign]
+    ChopsUpdate.render_segments = _render_changed_spans  # type: ignore[method-assign]

@@ -12,12 +12,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.geometry import Region
-from textual.widgets import Label, Sparkline, Static
+from textual.widgets import Label, Static
 
 from jobtui.model import Domain, Job, JobState, StatValue
 from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
 from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
+from jobtui.tui.widgets.drawn import changed_span
+from jobtui.tui.widgets.rate_line import RateLine
 from jobtui.units import percent, printable
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
@@ -194,8 +196,10 @@ class LineStatic(Static):
         finally:
             self._hold_refresh = False
         for y, (a, b) in enumerate(zip(old, lines, strict=True)):
-            if a != b:
-                self.refresh(Region(0, y, width, 1))
+            span = changed_span(a, b) if a != b else None
+            if span is not None:
+                # Only the cells that changed (an elapsed time's digits), not the line.
+                self.refresh(Region(span[0], y, span[1] - span[0], 1))
 
 
 class DetailPane(VerticalScroll):
@@ -204,6 +208,7 @@ class DetailPane(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id)
         self._shown: object = None  # what is on screen now: an unchanged job is not repainted
+        self._heading: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
@@ -211,7 +216,7 @@ class DetailPane(VerticalScroll):
         # so their line count can change without moving anything.
         with Horizontal(id="detail-rate"):
             yield Label("rate", id="detail-rate-label")
-            yield Sparkline([], id="detail-spark")
+            yield RateLine(id="detail-spark")
             yield Label("", id="detail-rate-max")
         yield LineStatic(id="detail-fields")
         yield Static(id="detail-xml")
@@ -237,6 +242,7 @@ class DetailPane(VerticalScroll):
             if self._shown != ("empty", empty, pal):
                 self._shown = ("empty", empty, pal)
                 # Every line keeps its place and size: the pane empties without a layout.
+                self._heading = None
                 title.update(Text(empty, style=pal.muted), layout=False)
                 self.query_one("#detail-fields", LineStatic).show("", layout=False)
                 self._show_rate(None)
@@ -252,26 +258,28 @@ class DetailPane(VerticalScroll):
         # Only what changes the pane's shape lays out the screen: the fields' line count
         # (LineStatic counts them) and the width of the peak label. The title is one line
         # as wide as the pane, whatever it says. Otherwise only changed cells repaint.
-        title.update(
-            Text.assemble(
-                (printable(job.name), "bold"),
-                f" · {job.type} on ",
-                (printable(job.domain), "bold"),
-                f" ({short_host(job.host)})",
-            ),
-            layout=False,
+        heading = Text.assemble(
+            (printable(job.name), "bold"),
+            f" · {job.type} on ",
+            (printable(job.domain), "bold"),
+            f" ({short_host(job.host)})",
         )
+        if heading != self._heading:
+            # Static.update repaints even the same text: a moving job's title was sent
+            # to the terminal again at every poll.
+            self._heading = heading
+            title.update(heading, layout=False)
         self.query_one("#detail-fields", LineStatic).show(
             FieldGrid(rows, hints or [], pal), layout=False
         )
         self._show_rate(history)
 
     def _show_rate(self, history: list[float] | None) -> None:
-        """The rate line: a sparkline of the samples and their peak (None: no job)."""
+        """The rate line: a bar per second and their peak (None: no job)."""
         self.query_one("#detail-rate-label", Label).update(
             "" if history is None else "rate", layout=False
         )
-        self.query_one("#detail-spark", Sparkline).data = history or []
+        self.query_one("#detail-spark", RateLine).values = history or []
         if history is None:
             peak = ""
         else:

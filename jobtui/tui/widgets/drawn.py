@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 
@@ -59,3 +60,38 @@ class Drawn:
             drawing = draw()
         self._drawn[key] = (where, drawing)
         return drawing
+
+
+def _cells(line: Iterable[Segment]) -> list[tuple[str, Style | None]]:
+    cells: list[tuple[str, Style | None]] = []
+    for text, style, control in line:
+        if control:
+            continue
+        for ch in text:
+            width = cell_len(ch)
+            if width:
+                cells.append((ch, style))
+                cells.extend([("", style)] * (width - 1))  # a wide character's right half
+    return cells
+
+
+def changed_span(old: Iterable[Segment], new: Iterable[Segment]) -> tuple[int, int] | None:
+    """The cells [start, end) that differ between two drawings of one line (None: the
+    same), so only they are repainted. A wide character counts whole."""
+    a, b = _cells(old), _cells(new)
+    if a == b:
+        return None
+    n = max(len(a), len(b))
+    a += [("\0", None)] * (n - len(a))  # cells one line does not reach differ
+    b += [("\0", None)] * (n - len(b))
+    start = next(i for i in range(n) if a[i] != b[i])
+    end = next(i for i in range(n, start, -1) if a[i - 1] != b[i - 1])
+
+    def half(cells: list[tuple[str, Style | None]], i: int) -> bool:
+        return i < len(cells) and cells[i][0] == ""
+
+    while start > 0 and (half(a, start) or half(b, start)):
+        start -= 1  # not from inside a wide character
+    while half(a, end) or half(b, end):
+        end += 1
+    return start, end
