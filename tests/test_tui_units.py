@@ -109,6 +109,10 @@ def test_the_screen_shows_the_engines_rate_and_stops_the_sparkline_when_stale():
     assert list(track.history) == [14 * MiB, 20 * MiB]
     track.add(pull.evolve(rate=40 * MiB, sampled=11.0))  # a 1 s poll that skipped a second
     assert list(track.history) == [14 * MiB, 20 * MiB, 30 * MiB, 30 * MiB]
+    # READY: a mirror that only follows the guest's writes has no rate to draw.
+    track.add(pull.evolve(rate=2 * MiB, sampled=13.0, state=JobState.READY))
+    track.add(pull.evolve(rate=1 * MiB, sampled=14.0, state=JobState.READY))
+    assert list(track.history) == [14 * MiB, 20 * MiB, 30 * MiB, 30 * MiB]
 
 
 def test_the_rate_graph_is_a_bar_a_second_from_zero_right_aligned():

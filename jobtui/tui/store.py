@@ -61,6 +61,10 @@ class RateTrack:
         self.rate = None if job.stale else job.rate
         if self.rate is None or job.sampled is None or job.sampled == self._sampled:
             return
+        if job.state is JobState.READY:
+            # A synchronised mirror moves only with the guest's writes: the screen shows
+            # it no rate (shown_rate), and its graph ends where the copy did.
+            return
         self._sampled = job.sampled
         second = int(job.sampled)
         if self._second is not None and second > self._second:
