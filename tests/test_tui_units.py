@@ -347,6 +347,11 @@ def test_migration_rate_is_what_is_sent_and_ready_has_none() -> None:
     ready = mig.evolve(type=JobType.BLOCK_COPY, state=JobState.READY, stats=FrozenMap())
     cells = row_cells(ready, 2.0, 1.0)
     assert str(cells["rate"]) == "—" and cells["eta"] == "ready"
+    # The rate graph beside the detail pane's rate draws the same figure.
+    track = RateTrack()
+    for at in (1.0, 2.0):
+        track.add(mig.evolve(rate=60 * 1024 * 1024, sampled=at))
+    assert list(track.history) == [24 * 1024 * 1024] and track.rate == 60 * 1024 * 1024
 
 
 def test_filter_words_narrow_together() -> None:

@@ -61,9 +61,10 @@ class RateTrack:
         self.rate = None if job.stale else job.rate
         if self.rate is None or job.sampled is None or job.sampled == self._sampled:
             return
-        if job.state is JobState.READY:
-            # A synchronised mirror moves only with the guest's writes: the screen shows
-            # it no rate (shown_rate), and its graph ends where the copy did.
+        # The graph draws the rate the screen shows beside it: what a migration sends,
+        # nothing for a synchronised (READY) mirror, where only the guest's writes move.
+        shown = shown_rate(job, self.rate)
+        if shown is None:
             return
         self._sampled = job.sampled
         second = int(job.sampled)
@@ -72,7 +73,7 @@ class RateTrack:
             skipped = second - self._second - 1
             self.history.extend([self._last] * (1 + (skipped if skipped <= GAP_FILL else 0)))
         if self._second is None or second >= self._second:
-            self._second, self._last = second, float(self.rate)
+            self._second, self._last = second, float(shown)
 
 
 def stale_note(job: Job, now: float) -> str:
