@@ -3,6 +3,7 @@ confirm texts, and the RecordedSource itself."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,14 +106,19 @@ def test_the_screen_shows_the_engines_rate_and_stops_the_sparkline_when_stale():
     # Its domain stopped answering: no rate, and the sparkline draws nothing it did not see.
     track.add(pull.evolve(rate=None, sampled=2.0, stale=True))
     assert track.rate is None and list(track.history) == [14 * MiB]
-    track.add(pull.evolve(rate=30 * MiB, sampled=9.0))  # back after 6 s without figures
-    assert list(track.history) == [14 * MiB, 20 * MiB]
+    # Back after 6 s without figures: those seconds have none (drawn blank).
+    track.add(pull.evolve(rate=30 * MiB, sampled=9.0))
+    assert seconds(track) == [14 * MiB, 20 * MiB] + [None] * 6
     track.add(pull.evolve(rate=40 * MiB, sampled=11.0))  # a 1 s poll that skipped a second
-    assert list(track.history) == [14 * MiB, 20 * MiB, 30 * MiB, 30 * MiB]
+    assert seconds(track)[-3:] == [None, 30 * MiB, 30 * MiB]
     # READY: a mirror that only follows the guest's writes has no rate to draw.
     track.add(pull.evolve(rate=2 * MiB, sampled=13.0, state=JobState.READY))
     track.add(pull.evolve(rate=1 * MiB, sampled=14.0, state=JobState.READY))
-    assert list(track.history) == [14 * MiB, 20 * MiB, 30 * MiB, 30 * MiB]
+    assert seconds(track)[-3:] == [None, 30 * MiB, 30 * MiB] and len(track.history) == 10
+
+
+def seconds(track: RateTrack) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in track.history]
 
 
 def test_the_rate_graph_is_a_bar_a_second_from_zero_right_aligned():
@@ -121,6 +127,7 @@ def test_the_rate_graph_is_a_bar_a_second_from_zero_right_aligned():
     assert bar_levels([0.0, 3.5, 7.0], 3) == [0, 4, 7]
     assert bar_levels([1.0, 2.0, 3.0, 4.0], 2) == [5, 7]  # only the newest seconds fit
     assert bar_levels([0.0, 0.0], 2) == [0, 0]
+    assert bar_levels([7.0, math.nan, 7.0], 3) == [7, None, 7]  # a second without a figure
 
 
 def test_stale_figures_show_their_age_not_a_rate():

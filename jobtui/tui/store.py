@@ -10,6 +10,7 @@ No Textual here: this is plain state, testable and benchmarkable on its own.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from jobtui.tui.format import DASH, human_duration
 HISTORY = 120  # seconds of rate kept per job for the detail pane's graph
 # Seconds with no sample between two that have one, drawn at the earlier rate: a job
 # polled once a second skips a second now and then. A longer gap (the job was stale)
-# is left out rather than drawn as figures nobody measured.
+# is kept as seconds without a figure (NaN, drawn blank), not as figures nobody measured.
 GAP_FILL = 2
 
 
@@ -45,7 +46,7 @@ class RateTrack:
     last rate measured in it) for the graph, so a bar is a second whichever pace the
     job is polled at, and the graph moves once a second. A stale job (its domain or
     host not answering) has no rate and adds nothing: the graph stops rather than
-    drawing figures nobody measured.
+    drawing figures nobody measured, and its seconds show blank once figures return.
     """
 
     __slots__ = ("history", "rate", "_sampled", "_second", "_last")
@@ -70,8 +71,9 @@ class RateTrack:
         second = int(job.sampled)
         if self._second is not None and second > self._second:
             # The second being measured is over: it goes on the graph.
-            skipped = second - self._second - 1
-            self.history.extend([self._last] * (1 + (skipped if skipped <= GAP_FILL else 0)))
+            skipped = min(second - self._second - 1, HISTORY)
+            self.history.append(self._last)
+            self.history.extend([self._last if skipped <= GAP_FILL else math.nan] * skipped)
         if self._second is None or second >= self._second:
             self._second, self._last = second, float(shown)
 

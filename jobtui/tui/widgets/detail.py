@@ -19,7 +19,7 @@ from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, sho
 from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
 from jobtui.tui.widgets.drawn import changed_span
-from jobtui.tui.widgets.rate_line import RateLine
+from jobtui.tui.widgets.rate_line import RateLine, peak
 from jobtui.units import percent, printable
 
 # A value longer than this gets a row of its own instead of half a row (paths, messages).
@@ -280,12 +280,12 @@ class DetailPane(VerticalScroll):
             "" if history is None else "rate", layout=False
         )
         self.query_one("#detail-spark", RateLine).values = history or []
-        if history is None:
-            peak = ""
-        else:
-            peak = f"max {human_rate(max(history))}" if history else "no samples yet"
+        label = ""
+        if history is not None:
+            top = peak(history)
+            label = f"max {human_rate(top)}" if top is not None else "no samples yet"
         # Its width is fixed (the CSS fits the widest peak): no layout.
-        self.query_one("#detail-rate-max", Label).update(peak, layout=False)
+        self.query_one("#detail-rate-max", Label).update(label, layout=False)
 
     def show_xml(self, text: str, *, error: bool = False) -> None:
         xml = self.query_one("#detail-xml", Static)

@@ -10,7 +10,8 @@ steady rate reads as a steady bar, and bars of one height share one colour run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from itertools import groupby
 
 from rich.color import Color, blend_rgb
@@ -22,16 +23,24 @@ from textual.widget import Widget
 BARS = "▁▂▃▄▅▆▇█"
 
 
+def peak(values: Iterable[float]) -> float | None:
+    """The highest figure among `values` (NaN: a second without one); None if none."""
+    return max((v for v in values if not math.isnan(v)), default=None)
+
+
 def bar_levels(values: Sequence[float], width: int) -> list[int | None]:
     """The last `width` values as bar levels 0-7 on a scale from 0 to their peak,
-    right-aligned; None where there is no second to show (yet)."""
+    right-aligned; None where there is no second to show (yet) or no figure for it."""
     shown = list(values)[-width:] if width > 0 else []
-    peak = max(shown, default=0.0)
-    pad: list[int | None] = [None] * (width - len(shown))
-    if peak <= 0:
-        return pad + [0] * len(shown)
+    top_value = peak(shown) or 0.0
     top = len(BARS) - 1
-    return pad + [min(top, max(0, round(v / peak * top))) for v in shown]
+    pad: list[int | None] = [None] * (width - len(shown))
+    return pad + [
+        None
+        if math.isnan(v)
+        else (0 if top_value <= 0 else min(top, max(0, round(v / top_value * top))))
+        for v in shown
+    ]
 
 
 class RateLine(Widget):
