@@ -29,10 +29,12 @@ def peak(values: Iterable[float]) -> float | None:
 
 
 def bar_levels(values: Sequence[float], width: int) -> list[int | None]:
-    """The last `width` values as bar levels 0-7 on a scale from 0 to their peak,
-    right-aligned; None where there is no second to show (yet) or no figure for it."""
+    """The last `width` values as bar levels 0-7 on a scale from 0 to the peak of them
+    all (the "max" the detail pane prints beside them, also when the pane is too narrow
+    for every second), right-aligned; None where there is no second to show (yet) or no
+    figure for it."""
     shown = list(values)[-width:] if width > 0 else []
-    top_value = peak(shown) or 0.0
+    top_value = peak(values) or 0.0
     top = len(BARS) - 1
     pad: list[int | None] = [None] * (width - len(shown))
     return pad + [
