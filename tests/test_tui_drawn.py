@@ -174,3 +174,18 @@ async def test_what_only_changed_lines_repaint_shows_is_what_a_full_repaint_show
             tree.refresh()
             await pilot.pause(0.05)
             assert shown == screen_text(app), f"a stale line after step {step} ({what})"
+
+
+async def test_a_job_that_becomes_ready_draws_its_changed_cells_not_its_row(monkeypatch):
+    async with many_jobs(monkeypatch) as (src, app, pilot, draws):
+        table = app.query_one(JobTable)
+        key = table.job_keys[3]
+        columns = len(table.columns)
+        draws.cells = 0
+        src.set_state(key, JobState.READY)
+        await pilot.pause(0.3)
+        row = table.render_line(table.header_height + table.get_row_index(str(key))).text
+        assert "ready" in row and key.name in row
+        # Its state and ETA say "ready"; its name, type, progress and elapsed time were
+        # drawn before and are kept.
+        assert 0 < draws.cells < columns

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Self
-
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-from rich.segment import Segment
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.geometry import Region
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from jobtui.model import Domain, Job, JobState, StatValue
@@ -19,12 +16,9 @@ from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, sho
 from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
 from jobtui.tui.widgets.drawn import changed_span
+from jobtui.tui.widgets.field_grid import Field, Line, field_lines
 from jobtui.tui.widgets.rate_line import RateLine, peak
 from jobtui.units import percent, printable
-
-# A value longer than this gets a row of its own instead of half a row (paths, messages).
-_LONG = 28
-_LABEL = 9  # the narrowest label column
 
 
 def _label(key: str) -> str:
@@ -33,7 +27,7 @@ def _label(key: str) -> str:
 
 def _fields(
     job: Job, domain: Domain | None, rate: float | None, now: float, pal: Palette
-) -> list[tuple[str, RenderableType]]:
+) -> list[Field]:
     style = pal.state[job.state]
     state = Text(job.state.value, style=style)
     if job.stalled and job.state.active:
@@ -83,123 +77,70 @@ def _value(key: str, value: StatValue) -> str:
     return format_value(key, value)
 
 
-class FieldGrid:
-    """Labelled values, two pairs to a line when there is room, one on a narrow terminal.
+class FieldLines(Widget):
+    """The job's fields (jobtui.tui.widgets.field_grid), drawn once per change and kept
+    as lines, from which Textual paints: new figures repaint only the cells that
+    changed (an elapsed time's digits), not the pane.
 
-    A Rich renderable, so the layout is decided at render time from the real width.
-    Long values (paths, messages) always get a line of their own, never an ellipsis.
-    """
+    It is at least `min_lines` tall: fields that come and go within that height (a hint
+    gone at READY, a stat that appears) change lines, not the widget's height, and a
+    height change is what makes Textual lay out the whole screen."""
 
-    def __init__(self, rows: list[tuple[str, RenderableType]], hints: list[str], pal: Palette):
-        # A str cell of a Rich table is read as markup: a path or a libvirt error with
-        # `[x]` in it would lose it, and one with `[/]` would crash the app.
-        self.rows = [(k, Text(v) if isinstance(v, str) else v) for k, v in rows]
-        self.hints = hints
-        self.pal = pal
+    DEFAULT_CSS = "FieldLines { height: auto; }"
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        short = [(k, v) for k, v in self.rows if len(str(v)) <= _LONG]
-        long = [(k, v) for k, v in self.rows if len(str(v)) > _LONG]
-        # Two pairs to a line only if the longest label and value fit twice: an
-        # ellipsis in a figure is worse than a longer pane (80 columns stay readable).
-        label = max((cell_len(str(k)) for k, _v in short), default=0)
-        value = max((cell_len(str(v)) for _k, v in short), default=0)
-        pair = max(label, _LABEL) + 1 + value
-        per_line = 2 if 2 * pair + 1 <= options.max_width else 1
-        pairs = Table.grid(padding=(0, 1), expand=True)
-        for _ in range(per_line):
-            pairs.add_column(style=self.pal.muted, no_wrap=True, min_width=_LABEL)
-            pairs.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-        for i in range(0, len(short), per_line):
-            cells: list[RenderableType] = []
-            for k, v in short[i : i + per_line]:
-                cells += [Text(k), v]
-            pairs.add_row(*cells)
-        wide = Table.grid(padding=(0, 1), expand=True)
-        wide.add_column(style=self.pal.muted, no_wrap=True, min_width=_LABEL)
-        wide.add_column(overflow="fold", ratio=1)
-        for k, v in long:
-            wide.add_row(Text(k), v)
-        for hint in self.hints:
-            wide.add_row("not now", Text(hint, style=self.pal.muted))
-        yield pairs
-        yield wide
-
-
-class MinLines:
-    """A renderable drawn at least `lines` lines tall (blank lines below it)."""
-
-    def __init__(self, content: RenderableType, lines: int) -> None:
-        self.content = content
-        self.lines = lines
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        drawn = console.render_lines(self.content, options, pad=False)
-        for line in drawn:
-            yield from line
-            yield Segment.line()
-        for _ in range(self.lines - len(drawn)):
-            yield Segment.line()
-
-
-class LineStatic(Static):
-    """A Static whose new content repaints only the lines that changed (a job's
-    figures move a line or two at a time; the rest of the pane is not sent again).
-
-    It is drawn at least `min_lines` tall: fields that come and go within that height
-    (a hint gone at READY, a stat that appears) change lines, not the widget's height,
-    and a height change is what makes Textual lay out the whole screen."""
-
-    _hold_refresh = False
-    min_lines = 0
-    _content: RenderableType = ""
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.min_lines = 0
+        self._fields: tuple[list[Field], list[str], Palette] = ([], [], palette(False))
+        self._lines: list[Line] = []
+        self._width = -1  # what _lines were drawn for
 
     def set_min_lines(self, lines: int) -> None:
         if lines != self.min_lines:
             self.min_lines = lines
-            self.show(self._content, layout=True)
+            self.refresh(layout=True)
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
-        super().__init__(id=id)
-        self._lines: list[list[Segment]] | None = None
-
-    def refresh(
-        self,
-        *regions: Region,
-        repaint: bool = True,
-        layout: bool = False,
-        recompose: bool = False,
-    ) -> Self:
-        if self._hold_refresh and not regions and not layout and not recompose:
-            return self
-        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
-
-    def show(self, content: RenderableType, *, layout: bool) -> None:
-        self._content = content
-        if self.min_lines:
-            content = MinLines(content, self.min_lines)
-        width = self.content_region.width
-        console = self.app.console
-        lines = (
-            console.render_lines(content, console.options.update_width(width), pad=False)
-            if width > 0
-            else None
-        )
-        old, self._lines = self._lines, lines
-        if layout or lines is None or old is None or len(lines) != len(old):
-            # As many lines as before keeps the pane's shape: no layout of the screen.
-            self.update(content, layout=True)
+    def show(self, rows: list[Field], hints: list[str], pal: Palette) -> None:
+        self._fields = (rows, hints, pal)
+        width = self.size.width
+        if width <= 0 or width != self._width:
+            # Not laid out yet, or for another width: drawn when painted.
+            self._width = -1
+            self.refresh(layout=True)
             return
-        self._hold_refresh = True
-        try:
-            self.update(content, layout=False)
-        finally:
-            self._hold_refresh = False
-        for y, (a, b) in enumerate(zip(old, lines, strict=True)):
+        old, new = self._lines, self._draw(width)
+        self._lines = new
+        if max(len(old), self.min_lines) != max(len(new), self.min_lines):
+            self.refresh(layout=True)
+            return
+        for y in range(max(len(old), len(new))):
+            a = old[y] if y < len(old) else []
+            b = new[y] if y < len(new) else []
             span = changed_span(a, b) if a != b else None
             if span is not None:
-                # Only the cells that changed (an elapsed time's digits), not the line.
                 self.refresh(Region(span[0], y, span[1] - span[0], 1))
+
+    def _draw(self, width: int) -> list[Line]:
+        rows, hints, pal = self._fields
+        if not rows and not hints:
+            return []
+        return field_lines(rows, hints, pal, width, self.app.console)
+
+    def _lines_for(self, width: int) -> list[Line]:
+        if width != self._width:
+            self._lines, self._width = self._draw(width), width
+        return self._lines
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(len(self._lines_for(width)), self.min_lines)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lines = self._lines_for(width)
+        base = self.rich_style
+        if y >= len(lines):
+            return Strip.blank(width, base)
+        return Strip(lines[y]).apply_style(base).adjust_cell_length(width, base)
 
 
 class DetailPane(VerticalScroll):
@@ -218,13 +159,13 @@ class DetailPane(VerticalScroll):
             yield Label("rate", id="detail-rate-label")
             yield RateLine(id="detail-spark")
             yield Label("", id="detail-rate-max")
-        yield LineStatic(id="detail-fields")
+        yield FieldLines(id="detail-fields")
         yield Static(id="detail-xml")
 
     def on_resize(self) -> None:
         # The title and the rate line take one line each.
         room = self.scrollable_content_region.height - 2
-        self.query_one("#detail-fields", LineStatic).set_min_lines(max(0, room))
+        self.query_one("#detail-fields", FieldLines).set_min_lines(max(0, room))
 
     def show_job(
         self,
@@ -244,7 +185,7 @@ class DetailPane(VerticalScroll):
                 # Every line keeps its place and size: the pane empties without a layout.
                 self._heading = None
                 title.update(Text(empty, style=pal.muted), layout=False)
-                self.query_one("#detail-fields", LineStatic).show("", layout=False)
+                self.query_one("#detail-fields", FieldLines).show([], [], pal)
                 self._show_rate(None)
             return
         rate = track.rate if track is not None else None
@@ -256,7 +197,7 @@ class DetailPane(VerticalScroll):
             return
         self._shown = shown
         # Only what changes the pane's shape lays out the screen: the fields' line count
-        # (LineStatic counts them) and the width of the peak label. The title is one line
+        # (FieldLines counts them) and the width of the peak label. The title is one line
         # as wide as the pane, whatever it says. Otherwise only changed cells repaint.
         heading = Text.assemble(
             (printable(job.name), "bold"),
@@ -269,9 +210,7 @@ class DetailPane(VerticalScroll):
             # to the terminal again at every poll.
             self._heading = heading
             title.update(heading, layout=False)
-        self.query_one("#detail-fields", LineStatic).show(
-            FieldGrid(rows, hints or [], pal), layout=False
-        )
+        self.query_one("#detail-fields", FieldLines).show(rows, hints or [], pal)
         self._show_rate(history)
 
     def _show_rate(self, history: list[float] | None) -> None:

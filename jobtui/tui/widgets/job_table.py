@@ -156,10 +156,11 @@ class JobTable(DataTable[Cell], ContentBoxed):
         self._order: list[JobKey] = []  # the display order last applied
         self.sorted_by: tuple[str | None, bool] = (None, False)  # column, descending
         self.wide = False  # every column, the table scrolling sideways (k9s's `w`)
-        # Rendered cells, kept across row changes (see _render_cell); a row's version
-        # changes with its cells.
+        # Rendered cells, kept across row changes (see _render_cell): a row's version is
+        # new with the row, a cell's with its text.
         self._drawn = Drawn(20_000)
         self._row_version: dict[str, int] = {}
+        self._cell_version: dict[str, dict[str, int]] = {}
         self._versions = itertools.count()
 
     def refresh(
@@ -264,6 +265,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
             del self._cells[key]
             del self._by_row[str(key)]
             self._row_version.pop(str(key), None)
+            self._cell_version.pop(str(key), None)
             touched.add(key)
         for key, new in cells.items():
             if key not in visible:
@@ -273,6 +275,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 self.add_row(*(new[c.key] for c in self._columns), key=str(key))
                 self._by_row[str(key)] = key
                 self._row_version[str(key)] = next(self._versions)
+                self._cell_version[str(key)] = {}
                 added = True
             else:
                 changed = [c.key for c in self._columns if old[c.key] != new[c.key]]
@@ -286,7 +289,9 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 finally:
                     self._hold_refresh = False
                 dirty += [(str(key), col) for col in changed]
-                self._row_version[str(key)] = next(self._versions)
+                versions = self._cell_version[str(key)]
+                for col in changed:
+                    versions[col] = next(self._versions)
             self._cells[key] = new
             touched.add(key)
         before = self._order
@@ -424,17 +429,21 @@ class JobTable(DataTable[Cell], ContentBoxed):
         hover: bool = False,
     ) -> Lines:
         """DataTable's cell, drawn again only when the cell or its look changed (see
-        jobtui.tui.widgets.drawn): a cell keys on its row's version (bumped when that
-        row's cells change) and everything else DataTable's drawing reads; a cell whose
-        row only moved gets its new row index in its mouse metadata. Header cells are
-        left to DataTable."""
+        jobtui.tui.widgets.drawn): a cell keys on its row's and its own version (new
+        when the row came, and when the cell's text changed: a READY redraws its row's
+        state and ETA, not its name) and everything else DataTable's drawing reads; a
+        cell whose row only moved gets its new row index in its mouse metadata. Header
+        cells are left to DataTable."""
         if row_index < 0 or column_index < 0:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row = self._row_locations.get_key(row_index)
+        column = self._column_locations.get_key(column_index)
+        name = str(row.value) if row is not None else ""
         key = (
             row,
-            self._row_version.get(str(row.value)) if row is not None else None,
-            self._column_locations.get_key(column_index),
+            self._row_version.get(name),
+            self._cell_version.get(name, {}).get(str(column.value) if column else ""),
+            column,
             base_style,
             width,
             cursor,
