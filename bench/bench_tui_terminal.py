@@ -1,10 +1,11 @@
 """The TUI in a real terminal, side by side with its references, in one run.
 
 Every figure is read off a real terminal: tmux panes (120x35 unless said), whose text
-is polled with `tmux capture-pane -p` every few ms in one thread, and whose output
-bytes are logged with `tmux pipe-pane`. The TUI is the real `python -m jobtui` on a
-private libvirtd (jobtui/lab/daemon.py) with real QEMU, except the storm, which needs
-2000 jobs and plays them from the recorded source (bench/tui_storm_app.py).
+is read with `capture-pane -p` through a tmux control client each time the pane writes
+output (see `Control`), and whose output bytes are logged with `tmux pipe-pane`. The
+TUI is the real `python -m jobtui` on a private libvirtd (jobtui/lab/daemon.py) with
+real QEMU, except the storm, which needs 2000 jobs and plays them from the recorded
+source (bench/tui_storm_app.py).
 
 - event -> screen: 14 copies started and aborted through libvirt (not jobtui), in
   rounds of a fresh TUI; the time each state (ready, aborted) reaches the TUI's
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import queue
 import random
 import shutil
 import statistics
@@ -54,7 +56,7 @@ from jobtui.lab.daemon import PrivateDaemon, default_caps_cache  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
 TMUX = ["tmux", "-L", f"jobtui-bench-{os.getpid()}"]
-POLL = 0.004  # seconds between captures (each capture itself takes 2-5 ms)
+POLL = 0.05  # seconds between reads of a screen whose pane wrote nothing
 
 Pred = Callable[[str], bool]
 
@@ -65,8 +67,60 @@ def env() -> dict[str, str]:
     return e
 
 
+class Control:
+    """A tmux control-mode client on one session: commands without a process each, and
+    a wake-up whenever the pane writes output.
+
+    Reading a screen with `tmux capture-pane` in a new process every few ms took ~half a
+    core on these two-core machines (the tmux client's fork and exec), taken from the
+    program being measured. Here a capture is one line on a pipe, and the screen is
+    read again when the pane has written something, not on a timer."""
+
+    def __init__(self, session: str) -> None:
+        self.proc = subprocess.Popen(
+            [*TMUX, "-C", "attach", "-f", "ignore-size", "-t", session],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.output = threading.Event()  # set when the pane wrote anything
+        self._replies: queue.Queue[list[bytes]] = queue.Queue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        block: list[bytes] | None = None
+        for line in self.proc.stdout:
+            if line.startswith(b"%output "):
+                self.output.set()
+            elif line.startswith(b"%begin "):
+                # Flags 1: the reply to a command this client sent (0: the attach's own).
+                block = [] if line.split()[3:4] == [b"1"] else None
+            elif line.startswith((b"%end ", b"%error ")):
+                if block is not None:
+                    self._replies.put(block)
+                block = None
+            elif block is not None:
+                block.append(line)
+
+    def command(self, text: str) -> str:
+        """Run one tmux command on this client; its output."""
+        assert self.proc.stdin is not None
+        with self._lock:  # replies come in the order the commands were sent
+            self.proc.stdin.write(text.encode() + b"\n")
+            lines = self._replies.get(timeout=10)
+        return b"".join(lines).decode(errors="replace")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.kill()
+        self.proc.wait(5)
+
+
 class Pane:
-    """A command in its own tmux session, its screen polled, its output bytes logged."""
+    """A command in its own tmux session, its screen read through a control client as
+    it changes, its output bytes logged."""
 
     def __init__(self, name: str, argv: list[str], size: tuple[int, int], out: Path) -> None:
         self.name = name
@@ -80,31 +134,32 @@ class Pane:
             check=True,
             env=env(),
         )
-        subprocess.run([*TMUX, "pipe-pane", "-O", "-t", name, f"cat >> {out}"], check=True)
-        self.pid = int(self._tmux("display", "-p", "-t", name, "#{pane_pid}").strip())
-
-    def _tmux(self, *args: str) -> str:
-        return subprocess.run([*TMUX, *args], capture_output=True, text=True, check=True).stdout
+        self.control = Control(name)
+        self.control.command(f"pipe-pane -O -t {name} {_quote(f'cat >> {out}')}")
+        self.pid = int(self.control.command(f"display -p -t {name} '#{{pane_pid}}'").strip())
 
     def capture(self) -> tuple[float, str]:
         """The screen's text and when it was read (the middle of the capture call)."""
         t0 = time.time()
-        text = self._tmux("capture-pane", "-p", "-t", self.name)
+        text = self.control.command(f"capture-pane -p -t {self.name}")
         return (t0 + time.time()) / 2, text
 
     def wait(self, pred: Pred, timeout: float = 30.0) -> float:
+        """When the screen first satisfied `pred`: read at once, then again each time
+        the pane writes (or every POLL seconds)."""
         deadline = time.monotonic() + timeout
         while True:
+            self.control.output.clear()
             t, text = self.capture()
             if pred(text):
                 return t
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}: never on screen; last screen:\n{text}")
-            time.sleep(POLL)
+            self.control.output.wait(POLL)
 
     def keys(self, *keys: str) -> float:
         t = time.time()
-        subprocess.run([*TMUX, "send-keys", "-t", self.name, *keys], check=True)
+        self.control.command(" ".join(["send-keys", "-t", self.name, *map(_quote, keys)]))
         return t
 
     def bytes_written(self) -> bytes:
@@ -115,6 +170,7 @@ class Pane:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
+        self.control.close()
         with contextlib.suppress(subprocess.CalledProcessError):
             subprocess.run([*TMUX, "kill-session", "-t", self.name], check=True)
 
@@ -397,6 +453,7 @@ def storm(tmp: Path, seconds: float) -> None:
         pane.wait(row_has("vm000"), 60)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
+            pane.control.output.clear()
             t, text = pane.capture()
             for line in text.splitlines():
                 at = line.find("vm000   backup-vdd")
@@ -405,7 +462,7 @@ def storm(tmp: Path, seconds: float) -> None:
                     state = "paused" if "paused" in rest else "running"
                     seen.append((t, state))
                     break
-            time.sleep(POLL)
+            pane.control.output.wait(POLL)  # read again once the pane wrote
     finally:
         pane.close()
     marks = [ln.split() for ln in log.read_text().splitlines()]

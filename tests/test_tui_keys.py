@@ -162,3 +162,33 @@ def test_every_default_key_is_valid() -> None:
     for b in BINDINGS:
         for k in b.key.split(","):
             assert keymap.key_problem(k, destructive=b.id in keymap.DESTRUCTIVE_IDS) is None
+
+
+async def test_opening_help_does_not_lay_out_the_job_view_behind_it(monkeypatch) -> None:
+    from textual.screen import Screen
+
+    app = make_app(recorded.busy())
+    async with app.run_test(size=(120, 35)) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.2)
+        jobs = app.screen
+        layouts: list[Screen[object]] = []
+        layout = Screen._refresh_layout
+
+        def counted(screen: Screen[object], *args: object, **kw: object) -> None:
+            layouts.append(screen)
+            layout(screen, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Screen, "_refresh_layout", counted)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, HelpScreen)
+        # The dialog is laid out as it opens (and again as its list finds its height);
+        # the job view behind it, at the same size and not shown (the dialog's screen
+        # is opaque), is left alone.
+        assert app.screen in layouts
+        assert jobs not in layouts
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        assert app.screen is jobs
+        assert "copy-vda" in app.export_screenshot()

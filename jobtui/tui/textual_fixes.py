@@ -25,6 +25,14 @@ for 10 changed cells), which the per-cell refreshes of the job table and the det
 pane were there to avoid. Here a span is written from where it starts, unless the
 piece holds a wide character that the cut could split (then as Textual does).
 `tests/test_tui_units.py` renders a partial update and fails while Textual's is used.
+
+A screen's first layout posts a Resize to the screen itself, and `Screen._on_resize`
+lays out again, the same screen at the same size, and then every screen beneath it:
+opening a dialog laid out and drew the screen three times, the job view behind it
+once more (~20 ms each at 120x35). Here a screen already laid out at the size a
+Resize brings is not laid out again; a terminal that really changed size still is
+(and anything else that needs a layout gets one from the screen's update timer, as
+before). `tests/test_tui_keys.py` counts the layouts of opening help.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from textual._compositor import ChopsUpdate
 from textual._styles_cache import StylesCache
 from textual.color import Color
 from textual.drivers._writer_thread import WriterThread
+from textual.geometry import Size
+from textual.screen import Screen
 from textual.style import Style
 
 
@@ -89,6 +99,14 @@ def _render_changed_spans(self: ChopsUpdate, console: Console) -> str:
     return "".join(out)
 
 
+_screen_resized = Screen._screen_resized
+
+
+def _resized_if_changed(self: Screen[object], size: Size) -> None:
+    if self._compositor.size != size:
+        _screen_resized(self, size)
+
+
 def apply() -> None:
     # Only the leaking cached method is replaced; a release that changed it is left alone.
     current = StylesCache.__dict__.get("get_inner_outer")
@@ -96,3 +114,4 @@ def apply() -> None:
         StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[method-assign,assignment]
     WriterThread.run = _write_until_gone  # type: ignore[method-assign]
     ChopsUpdate.render_segments = _render_changed_spans  # type: ignore[method-assign]
+    Screen._screen_resized = _resized_if_changed  # type: ignore[method-assign,assignment]
