@@ -435,3 +435,50 @@ def test_only_the_changed_cells_of_a_detail_line_repaint():
     assert changed_span(old, old) is None
     assert changed_span([Segment("xbc")], [Segment("bc")]) == (0, 3)  # shorter: cleared
     assert changed_span([Segment("日本x")], [Segment("日木x")]) == (2, 4)  # whole characters
+
+
+async def test_a_paint_works_out_each_widgets_style_once_and_the_next_paint_anew():
+    import re
+    from collections import Counter
+
+    from textual.app import App, ComposeResult
+    from textual.dom import DOMNode
+    from textual.widgets import DataTable
+
+    import jobtui.tui.view  # noqa: F401 - applies jobtui.tui.textual_fixes
+
+    class Rows(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataTable(id="rows")
+
+        def on_mount(self) -> None:
+            table = self.query_one(DataTable)
+            table.add_columns("job", "state")
+            for i in range(20):
+                table.add_row(f"copy-vd{i}", "running")
+
+    walked: list[DOMNode] = []
+    ancestors = DOMNode.ancestors_with_self
+
+    def counted(node: DOMNode) -> list[DOMNode]:
+        walked.append(node)
+        return ancestors.fget(node)  # type: ignore[no-any-return,union-attr]
+
+    app = Rows()
+    async with app.run_test(size=(40, 24)) as pilot:
+        table = app.query_one(DataTable)
+        DOMNode.ancestors_with_self = property(counted)  # type: ignore[assignment,method-assign]
+        try:
+            table.refresh()
+            await pilot.pause()
+            # Twenty-one lines drawn (DataTable asks for its style at each): its style
+            # and background worked out once each for the paint, not at every line.
+            assert 0 < walked.count(table) <= 6  # 46 when worked out at every ask
+        finally:
+            DOMNode.ancestors_with_self = ancestors  # type: ignore[method-assign]
+        # A style changed between two paints is the one the next paint draws.
+        table.styles.background = "red"
+        await pilot.pause()
+        fills = Counter(re.findall(r'fill="#([0-9a-f]{6})"', app.export_screenshot()))
+        red, green, blue = bytes.fromhex(fills.most_common(1)[0][0])
+        assert red > 0xF0 and green < 0x20 and blue < 0x20

@@ -33,18 +33,30 @@ once more (~20 ms each at 120x35). Here a screen already laid out at the size a
 Resize brings is not laid out again; a terminal that really changed size still is
 (and anything else that needs a layout gets one from the screen's update timer, as
 before). `tests/test_tui_keys.py` counts the layouts of opening help.
+
+A widget's Rich style and background colours (`DOMNode.rich_style`,
+`background_colors`) are worked out from every ancestor's styles each time they are
+asked for, and a paint asks for them for every line of every widget it draws: a
+fifth of the time to paint a finished job's move down the table (~35 walks up the
+tree). Nothing changes a style while the compositor renders, so during one render
+(`Compositor.render_update`) each node's are worked out once; outside a render they
+are worked out as before. `tests/test_tui_units.py` counts them in one paint and
+checks a style changed between two paints is the one drawn.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from rich.console import Console
 from rich.control import Control
-from textual._compositor import ChopsUpdate
+from textual._compositor import ChopsUpdate, Compositor
 from textual._styles_cache import StylesCache
 from textual.color import Color
+from textual.dom import DOMNode
 from textual.drivers._writer_thread import WriterThread
 from textual.geometry import Size
 from textual.screen import Screen
@@ -107,6 +119,36 @@ def _resized_if_changed(self: Screen[object], size: Size) -> None:
         _screen_resized(self, size)
 
 
+# (id(node), property) → value, while the compositor renders; None outside a render.
+_memo: dict[tuple[int, str], Any] | None = None
+_render_update = Compositor.render_update
+
+
+def _rendering(self: Compositor, *args: Any, **kwargs: Any) -> Any:
+    global _memo
+    outer = _memo is None  # a translucent dialog renders the screen beneath inside its own
+    if outer:
+        _memo = {}
+    try:
+        return _render_update(self, *args, **kwargs)
+    finally:
+        if outer:
+            _memo = None
+
+
+def _once_per_render(name: str, compute: Callable[[DOMNode], Any]) -> property:
+    def get(node: DOMNode) -> Any:
+        memo = _memo
+        if memo is None:
+            return compute(node)
+        key = (id(node), name)
+        if key not in memo:
+            memo[key] = compute(node)
+        return memo[key]
+
+    return property(get, doc=f"DOMNode.{name}, worked out once per render")
+
+
 def apply() -> None:
     # Only the leaking cached method is replaced; a release that changed it is left alone.
     current = StylesCache.__dict__.get("get_inner_outer")
@@ -115,3 +157,8 @@ def apply() -> None:
     WriterThread.run = _write_until_gone  # type: ignore[method-assign]
     ChopsUpdate.render_segments = _render_changed_spans  # type: ignore[method-assign]
     Screen._screen_resized = _resized_if_changed  # type: ignore[method-assign,assignment]
+    if Compositor.render_update is _render_update:  # once, however often apply() runs
+        Compositor.render_update = _rendering  # type: ignore[method-assign]
+        for name in ("rich_style", "background_colors"):
+            compute = getattr(DOMNode, name).fget
+            setattr(DOMNode, name, _once_per_render(name, compute))

@@ -19,6 +19,7 @@ from textual import events
 from textual._two_way_dict import TwoWayDict  # what DataTable.sort itself sets
 from textual.coordinate import Coordinate
 from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
@@ -161,6 +162,11 @@ class JobTable(DataTable[Cell], ContentBoxed):
         self._drawn = Drawn(20_000)
         self._row_version: dict[str, int] = {}
         self._cell_version: dict[str, dict[str, int]] = {}
+        # Whole drawn lines, for rows that only moved (a job that finished and sorts
+        # below, the rows between): one restamp instead of a cell-by-cell rebuild.
+        self._lines = Drawn(2_000)
+        self._line_version: dict[str, int] = {}
+        self._widths: tuple[int, ...] = ()
         self._versions = itertools.count()
 
     def refresh(
@@ -266,6 +272,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
             del self._by_row[str(key)]
             self._row_version.pop(str(key), None)
             self._cell_version.pop(str(key), None)
+            self._line_version.pop(str(key), None)
             touched.add(key)
         for key, new in cells.items():
             if key not in visible:
@@ -292,6 +299,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 versions = self._cell_version[str(key)]
                 for col in changed:
                     versions[col] = next(self._versions)
+                self._line_version[str(key)] = next(self._versions)
             self._cells[key] = new
             touched.add(key)
         before = self._order
@@ -414,6 +422,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
                 self.columns[column_key].content_width = self._natural_width(col)
         self._columns = wanted
         self._drawn.clear()
+        self._lines.clear()
         self.refresh()
         self._restore_cursor(selected, index)
 
@@ -461,12 +470,53 @@ class JobTable(DataTable[Cell], ContentBoxed):
             lambda lines, meta: [restamp(line, meta) for line in lines],
         )
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The columns' widths, once for all the lines of this paint (a longer name
+        # widens its column and changes every line).
+        self._widths = tuple(c.get_render_width(self) for c in self.ordered_columns)
+        return super().render_lines(crop)
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """DataTable's line of a row, kept whole under what it shows (its row's version,
+        the cursor and hover on it, the crop) and restamped with its new row index when
+        the row only moved. The header is left to DataTable."""
+        index = y - (self.header_height if self.show_header else 0)
+        if index < 0 or index >= self.row_count or self.cursor_type != "row":
+            return super()._render_line(y, x1, x2, base_style)
+        row = self._row_locations.get_key(index)
+        if row is None:
+            return super()._render_line(y, x1, x2, base_style)
+        name = str(row.value)
+        key = (
+            row,
+            self._row_version.get(name),
+            self._line_version.get(name),
+            x1,
+            x2,
+            self.size.width,
+            base_style,
+            self.show_cursor and self.cursor_coordinate.row == index,
+            self._show_hover_cursor and self.hover_coordinate.row == index,
+            self.show_cursor,
+            self._pseudo_class_state,
+            self._widths,
+        )
+        return self._lines.get(  # type: ignore[no-any-return]
+            key,
+            {"row": index},
+            lambda: super(JobTable, self)._render_line(y, x1, x2, base_style),
+            lambda strip, meta: Strip(restamp(strip, meta), strip.cell_length),
+        )
+
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._drawn.clear()
+        self._lines.clear()
 
     def notify_style_update(self) -> None:
-        self._drawn.clear()  # a theme or class change: every colour may differ
+        # A theme or class change: every colour may differ.
+        self._drawn.clear()
+        self._lines.clear()
         super().notify_style_update()
 
     def _restore_cursor(self, selected: JobKey | None, index: int) -> None:
