@@ -67,6 +67,9 @@ def _cells(line: Iterable[Segment]) -> list[tuple[str, Style | None]]:
     for text, style, control in line:
         if control:
             continue
+        if text.isascii() and text.isprintable():
+            cells += [(ch, style) for ch in text]  # one cell each: most of every line
+            continue
         for ch in text:
             width = cell_len(ch)
             if width:
