@@ -4,9 +4,13 @@ The TUI headless at 120x35 over the recorded source (canned jobs: this measures 
 UI's drawing, not libvirt), 14 finished copies on screen as in bench_tui_terminal's
 event scene; each round starts a copy on one of their domains, makes it READY, then
 aborts it. Timed: each screen refresh Textual composes for the terminal (the
-compositor's render of what changed), and which widgets' lines it drew.
+compositor's render of what changed), which widgets' lines it drew, and the app's own
+work before it (folding the event into the store and the widgets: "apply").
 
-    .venv/bin/python bench/bench_tui_paint.py [--rounds 14]
+With --selected the cursor is put on the new copy before it turns READY, as an
+operator waiting to pivot it has it: the detail pane follows that job.
+
+    .venv/bin/python bench/bench_tui_paint.py [--rounds 14] [--selected]
 """
 
 from __future__ import annotations
@@ -30,14 +34,23 @@ from textual.widget import Widget  # noqa: E402
 from jobtui import recorded  # noqa: E402
 from jobtui.model import JobKey, JobState, JobStateChanged  # noqa: E402
 from jobtui.tui.app import JobTUI  # noqa: E402
+from jobtui.tui.view import JobView  # noqa: E402
+from jobtui.tui.widgets.job_table import JobTable  # noqa: E402
 
 PHASE = ["load"]
 PAINTS: dict[str, list[float]] = defaultdict(list)
+APPLIES: dict[str, list[float]] = defaultdict(list)
 DRAWN: dict[tuple[str, str], float] = defaultdict(float)
 
 
 def instrument() -> None:
     refresh, render = Screen._compositor_refresh, Widget.render_lines
+    apply = JobView._apply_batch_now
+
+    def timed_apply(view: JobView) -> None:
+        t = time.perf_counter()
+        apply(view)
+        APPLIES[PHASE[0]].append((time.perf_counter() - t) * 1000)
 
     def timed_refresh(screen: Screen[Any]) -> None:
         dirty = bool(screen._dirty_widgets)
@@ -54,9 +67,10 @@ def instrument() -> None:
 
     Screen._compositor_refresh = timed_refresh  # type: ignore[method-assign]
     Widget.render_lines = timed_render  # type: ignore[method-assign]
+    JobView._apply_batch_now = timed_apply  # type: ignore[method-assign]
 
 
-async def scene(rounds: int) -> None:
+async def scene(rounds: int, selected: bool) -> None:
     src = recorded.many(14, hosts=1)
     for job in src.jobs():
         src.set_state(job.key, JobState.ABORTED)
@@ -74,6 +88,10 @@ async def scene(rounds: int) -> None:
             PHASE[0] = "start"
             src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))
             await pilot.pause(0.3)
+            if selected:
+                PHASE[0] = "select"
+                app.query_one(JobTable).select(key)
+                await pilot.pause(0.3)
             PHASE[0] = "ready"
             src.set_state(key, JobState.READY)
             await pilot.pause(0.3)
@@ -85,19 +103,24 @@ async def scene(rounds: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=14)
+    ap.add_argument("--selected", action="store_true", help="the new copy under the cursor")
     args = ap.parse_args()
     instrument()
-    asyncio.run(scene(args.rounds))
+    asyncio.run(scene(args.rounds, args.selected))
     import jobtui
 
     print(f"jobtui under test: {Path(jobtui.__file__).parent}")
-    head = f"{'event':6} {'paints':>6} {'median ms':>10} {'max ms':>8}"
+    head = f"{'event':6} {'paints':>6} {'median ms':>10} {'max ms':>8} {'apply ms':>9}"
     print(f"{head}   widgets drawn (ms, all paints)")
     for phase in ("start", "ready", "abort"):
-        ms = PAINTS[phase]
+        ms, applied = PAINTS[phase], APPLIES[phase]
         top = sorted(((v, w) for (p, w), v in DRAWN.items() if p == phase), reverse=True)[:3]
         widgets = ", ".join(f"{w} {v:.0f}" for v, w in top)
-        print(f"{phase:6} {len(ms):6} {statistics.median(ms):10.1f} {max(ms):8.1f}   {widgets}")
+        apply = statistics.median(applied) if applied else float("nan")
+        print(
+            f"{phase:6} {len(ms):6} {statistics.median(ms):10.1f} {max(ms):8.1f} {apply:9.1f}"
+            f"   {widgets}"
+        )
 
 
 if __name__ == "__main__":
