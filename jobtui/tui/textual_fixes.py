@@ -119,8 +119,9 @@ def _resized_if_changed(self: Screen[object], size: Size) -> None:
         _screen_resized(self, size)
 
 
-# (id(node), property) → value, while the compositor renders; None outside a render.
-_memo: dict[tuple[int, str], Any] | None = None
+# (node, property) → value, while the compositor renders; None outside a render. The
+# node itself is the key (held only for the render): an id could be reused.
+_memo: dict[tuple[DOMNode, str], Any] | None = None
 _render_update = Compositor.render_update
 
 
@@ -141,7 +142,7 @@ def _once_per_render(name: str, compute: Callable[[DOMNode], Any]) -> property:
         memo = _memo
         if memo is None:
             return compute(node)
-        key = (id(node), name)
+        key = (node, name)
         if key not in memo:
             memo[key] = compute(node)
         return memo[key]
