@@ -218,6 +218,11 @@ def test_watch_over_ssh_survives_a_killed_ssh_and_a_restarted_sshd(
             os.kill(pid, signal.SIGKILL)
         w.wait_count("err", f"jobtui: lost {remote.uri}: ", 1)
         w.wait_count("err", f"jobtui: reconnected to {remote.uri}", 1)
+        # A script reading only stdout sees it too, in the shape of a job's line.
+        gone = w.event(type="host", host=remote.uri, new="disconnected")
+        assert gone["host_name"] == NAME and gone["old"] == "connected" and gone["message"]
+        assert gone["domain"] is None and gone["name"] is None
+        w.event(type="host", host=remote.uri, old="disconnected", new="connected")
         # Events after the reconnection still arrive, once.
         dom.blockJobAbort("vda", 0)
         w.event(domain=dom.name(), name="copy-vda", new="aborted")
@@ -261,6 +266,8 @@ def test_a_hung_ssh_host_is_shown_lost_and_the_other_host_goes_on(
         w.event(host=local, domain=dom.name(), name="copy-vda", new="running")
         lost = w.wait_for("err", lambda x: x.startswith(f"jobtui: lost {remote.uri}: "))
         assert "keepalive timeout" in lost, lost
+        gone = w.event(type="host", host=remote.uri, new="disconnected")
+        assert "keepalive timeout" in gone["message"], gone
         order = [x for s, x in w.seen if (s == "err" and x == lost) or local in x]
         assert local in order[0], "the local host's event waited for the hung one"
         # A new ssh session is not hung: the host comes back while the old one still is,

@@ -15,7 +15,7 @@ from rich.cells import cell_len
 
 from jobtui import units
 from jobtui.inventory import short_name
-from jobtui.model import Job, JobState, JobStateChanged
+from jobtui.model import HostChanged, HostState, Job, JobState, JobStateChanged
 
 # The text table's widest column, in terminal cells: a longer name (a 200-character domain)
 # is printed whole but sets no width, so it shifts its own row, not every row.
@@ -83,6 +83,24 @@ def event_to_dict(e: JobStateChanged, names: Mapping[str, str] | None = None) ->
         "old": None if e.old is None else str(e.old),
         "new": str(e.new),
         "message": e.job.message,
+    }
+
+
+def host_event_to_dict(e: HostChanged, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A host lost or back, in the shape of a job's line: `type` "host", no domain or job,
+    `new` "disconnected" (the reason in `message`) or "connected"."""
+    lost = e.host.state is HostState.DISCONNECTED
+    return {
+        "time": iso(time.time()),
+        "host": e.host.uri,
+        "host_name": _name(e.host.uri, names),
+        "domain": None,
+        "uuid": None,
+        "name": None,
+        "type": "host",
+        "old": "connected" if lost else "disconnected",
+        "new": str(e.host.state),
+        "message": (e.host.error or "no reason given") if lost else "",
     }
 
 

@@ -53,9 +53,7 @@ def make_monitor(
 
 # A domain whose QEMU has not answered for this long (a stopped QEMU, a hung monitor)
 # is shown with what is known of it, marked, rather than holding up the whole command.
-# Not less: beside a stopped QEMU, a healthy domain's first look took over 2 s at times
-# (docs/decisions.md, "Figures that say when they are old").
-SETTLE_AFTER = 5.0
+SETTLE_AFTER = 2.0
 
 
 def not_answering(monitor: JobMonitor) -> str:

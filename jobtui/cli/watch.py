@@ -13,7 +13,7 @@ import time
 from types import FrameType
 
 from jobtui.cli.errors import OK
-from jobtui.cli.format import event_line, event_to_dict
+from jobtui.cli.format import event_line, event_to_dict, host_event_to_dict
 from jobtui.cli.session import check_hosts, close_monitor, make_monitor
 from jobtui.model import EngineEvent, HostChanged, HostState, JobStateChanged
 
@@ -77,4 +77,7 @@ def _pump(
                 note = f"reconnected to {uri}"
             else:
                 continue
+            if args.json:
+                # A script reads only stdout: it must see that its view went stale.
+                print(json.dumps(host_event_to_dict(e, args.host_names)), flush=True)
             print(f"jobtui: {note}", file=sys.stderr, flush=True)

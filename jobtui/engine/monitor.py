@@ -29,7 +29,7 @@ from typing import Any
 
 import libvirt
 
-from jobtui.engine.connection import HostConnection, libvirt_reason
+from jobtui.engine.connection import HostConnection, is_local_driver, libvirt_reason
 from jobtui.engine.dispatch import (
     CONN_ERRORS,
     Call,
@@ -47,6 +47,7 @@ from jobtui.engine.early_open import EarlyOpen
 from jobtui.engine.events import LibvirtEvent
 from jobtui.engine.history import History
 from jobtui.engine.monitor_control import Controls
+from jobtui.engine.nudge import Nudger
 from jobtui.engine.registry import Registry
 from jobtui.engine.sample import quick_sample, sample_domain
 from jobtui.engine.worker import CallPool, DomainWorker
@@ -130,6 +131,8 @@ class JobMonitor(Controls):
         self._conns: dict[str, HostConnection] = {}
         self._slots: dict[tuple[str, str], DomainSlot] = {}
         self._host_workers: dict[str, DomainWorker] = {}
+        # Wake-up calls for a remote connection whose hung call holds the others (nudge.py).
+        self._nudgers = {u: Nudger(u) for u in uris if not is_local_driver(u)}
         self._host_next: dict[str, float] = {}
         self._listed: dict[str, threading.Event] = {}
         self._focus: JobKey | None = None
@@ -451,6 +454,7 @@ class JobMonitor(Controls):
 
     def _watchdog(self) -> None:
         mono = time.monotonic()
+        running: dict[str, list[float]] = {uri: [] for uri in self._nudgers}
         for uri, w in list(self._host_workers.items()):
             # libvirt's keepalive does not always fire while several calls wait on a
             # stopped daemon (measured: docs/decisions.md); this is the backstop.
@@ -458,12 +462,20 @@ class JobMonitor(Controls):
                 self._conns[uri].lost(
                     f"libvirtd is not answering (no reply for {self.host_stuck_after:.0f} s)"
                 )
+            if w.busy_since is not None and uri in running:
+                running[uri].append(w.busy_since)
         for slot in self._slots.values():
-            stuck = slot.worker.stuck_for(mono) > self.stuck_after
+            since = slot.worker.busy_since
+            if since is None:
+                continue
+            if slot.host in running:
+                running[slot.host].append(since)
             # Back to responsive only when a full sample answers (Registry.apply_sample):
             # a call that gave up after libvirt's 30 s lock wait proves nothing.
-            if stuck and self._reg.is_responsive(slot.host, slot.uuid):
+            if mono - since > self.stuck_after and self._reg.is_responsive(slot.host, slot.uuid):
                 self._reg.set_responsive(slot.host, slot.uuid, False)
+        for uri, starts in running.items():
+            self._nudgers[uri].check(self._conns[uri].conn, starts, mono)
 
     def _schedule(self, mono: float) -> None:
         for uri, host in self._hosts.items():
