@@ -325,6 +325,13 @@ def test_a_stopped_qemu_makes_figures_stale_and_list_still_answers(
             assert other.name() not in proc.stderr
             assert len(proc.stderr.splitlines()) == 1
 
+        # So does `xml` about the stuck domain: what is known, marked stale, said once.
+        proc = run_cli(daemon, history, "xml", stuck.name(), "copy-vda", timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "<stale/>" in proc.stdout and 'state="running"' in proc.stdout, proc.stdout
+        assert proc.stderr.count("\n") == 1 and "not answering" in proc.stderr, proc.stderr
+        assert stuck.name() in proc.stderr
+
         # Control of the other domain is not held up by the stuck one.
         out = ok(run_cli(daemon, history, "set-speed", other.name(), "copy-vda", "4M"))
         assert "4.0 MiB/s" in out or "4,000,000" in out or "3.8 MiB/s" in out

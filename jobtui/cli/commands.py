@@ -38,7 +38,10 @@ def run_xml(args: argparse.Namespace) -> int:
     with connected(args, domain=args.domain) as s:
         job = resolve_job(s, args.domain, args.job)
         text = s.monitor.job_xml(job.key)
+        stuck = not_answering(s.monitor)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if stuck:
+        print(f"jobtui: warning: {stuck}", file=sys.stderr)
     return OK
 
 

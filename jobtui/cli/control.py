@@ -37,7 +37,7 @@ def run_control(args: argparse.Namespace) -> int:
         # Decided before connecting: a script must say --yes, never hang on a prompt.
         raise CliError(USAGE, f"{op} needs confirmation and stdin is not a terminal: pass --yes")
     extra = {"bandwidth": args.bandwidth} if op is ControlOp.SET_SPEED else {}
-    with connected(args, domain=args.domain) as s:
+    with connected(args, domain=args.domain, settle=False) as s:
         job = resolve_job(s, args.domain, args.job)
         # The engine would refuse as well; asking first would be a question for nothing.
         reason = refusal(job, op, s.monitor.options)

@@ -105,15 +105,18 @@ def close_monitor(monitor: JobMonitor) -> None:
 
 
 @contextlib.contextmanager
-def connected(args: argparse.Namespace, *, domain: str | None = None) -> Iterator[Session]:
+def connected(
+    args: argparse.Namespace, *, domain: str | None = None, settle: bool = True
+) -> Iterator[Session]:
     """`domain`: a command about one domain watches only that one (name or UUID): another
-    domain's stuck QEMU neither delays it nor gets one more hung call from it, and the
-    domain it is about is waited for (up to --wait), never settled as not answering."""
+    domain's stuck QEMU neither delays it nor gets one more hung call from it.
+    `settle=False` (a control command): the domain is waited for up to --wait, never
+    settled as not answering — a slow QEMU gets its chance before a refusal."""
     monitor = make_monitor(args, None if domain is None else [domain])
     monitor.start()
     try:
-        settle = SETTLE_AFTER if domain is None else None
-        complete = monitor.wait_ready(args.wait, settle_after=settle)
+        settle_after = SETTLE_AFTER if settle else None
+        complete = monitor.wait_ready(args.wait, settle_after=settle_after)
         check_hosts(monitor, args.wait)
         yield Session(monitor, list(dict.fromkeys(args.uris)), args.host_names, complete)
     finally:
