@@ -88,6 +88,9 @@ UNITS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
+# On <time>: the job was running when jobtui first looked (Job.started_before_seen).
+BEFORE_SEEN = "started-before-seen"
+
 
 class JobXMLError(ValueError):
     """Malformed or invalid job XML. `str(err)` is one line: "line N: what is wrong"."""
@@ -148,6 +151,8 @@ def to_element(job: Job) -> etree._Element:
         time.set("finished", repr(float(job.finished)))
     if job.sampled is not None:
         time.set("sampled", repr(float(job.sampled)))
+    if job.started_before_seen:
+        time.set(BEFORE_SEEN, "yes")
     if job.message:
         _set_text(etree.SubElement(root, "message"), job.message)
     if job.qemu_id:
@@ -344,9 +349,11 @@ def _read_job(root: etree._Element) -> Job:
     _check_attrs(host, strings=("uri",))
     _no_content(host)
     time = children["time"]
-    _check_attrs(time, ("started", "finished", "sampled"))
+    _check_attrs(time, ("started", "finished", "sampled", BEFORE_SEEN))
     _no_content(time)
     started = _float_attr(time, "started")
+    if time.get(BEFORE_SEEN, "yes") != "yes":
+        raise _fail(time, f"attribute {BEFORE_SEEN!r} must be 'yes' (or absent)")
     finished = _float_attr(time, "finished") if "finished" in time.attrib else None
     sampled = _float_attr(time, "sampled") if "sampled" in time.attrib else None
 
@@ -381,6 +388,7 @@ def _read_job(root: etree._Element) -> Job:
         sampled=sampled,
         stale="stale" in children,
         rate=stats_fields.get("rate"),
+        started_before_seen=BEFORE_SEEN in time.attrib,
     )
 
 

@@ -147,7 +147,9 @@ class JobKey:
     host: str
     domain_uuid: str
     name: str
-    started: float  # epoch seconds when jobtui first saw it (or libvirt's start time)
+    # Epoch seconds: libvirt's start time for a domain job, else when jobtui saw it start,
+    # or first saw it running (then Job.started_before_seen).
+    started: float
 
     def __str__(self) -> str:
         return f"{self.host}/{self.domain_uuid}/{self.name}@{self.started:.3f}"
@@ -177,6 +179,9 @@ class Job:
     # Bytes/s over the recent window of samples (see engine/rate.py); None when unknown
     # or when the figures are stale.
     rate: int | None = None
+    # Already running when jobtui first looked at its domain: libvirt keeps no start time
+    # for a block job, so `started` is when it was first seen and the job began earlier.
+    started_before_seen: bool = False
 
     @property
     def name(self) -> str:

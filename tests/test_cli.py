@@ -179,6 +179,7 @@ def test_job_json_has_every_field() -> None:
         "progress": 1.0,
         "bandwidth": 32 * MiB,
         "started": "2023-11-14T22:13:20.000+00:00",
+        "started_before_seen": False,
         "finished": None,
         "config": {"disk": "vda", "destination": "/var/lib/libvirt/images/copy.qcow2"},
         "stats": {"rate": 33554432},

@@ -291,6 +291,9 @@ def test_list_json_matches_what_libvirt_reports(
         assert j["host"] == daemon.uri and j["uuid"] == uuids[dom]
         assert j["finished"] is None and j["started"].endswith("+00:00")
         assert isinstance(j["stats"], dict) and isinstance(j["message"], str)
+        # libvirt gives a domain job's elapsed time, a block job's nothing: a block job
+        # running before `list` looked says its "started" is only when it was seen.
+        assert j["started_before_seen"] is (name != "backup"), (name, j)
         if name == "backup":
             continue
         disk = j["config"]["disk"]

@@ -43,6 +43,18 @@ def test_copy_from_second_connection_is_found_and_finalized(
         other.close()
     job = stream.wait_state(domname, "copy-vda", JobState.RUNNING, 10)
     assert job.type is JobType.BLOCK_COPY and job.config["disk"] == "vda"
+    assert not job.started_before_seen  # seen to start: its start is known
+    # An engine started later finds it running: libvirt keeps no start time for a block
+    # job, so that one says its "started" is only when it first saw the job.
+    later = JobMonitor([lab.uri], active_interval=0.5, idle_interval=1.0)
+    later.start()
+    try:
+        assert later.wait_ready(20)
+        seen = later.find(domname, "copy-vda")
+        assert seen is not None and seen.started_before_seen and seen.started > job.started
+        assert 'started-before-seen="yes"' in later.job_xml(seen.key)
+    finally:
+        later.stop()
     # Refused with a reason while it is still mirroring.
     running = monitor.find(domname, "copy-vda")
     with pytest.raises(JobControlError, match=r"not ready to finalize: \d+ % mirrored"):

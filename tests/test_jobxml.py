@@ -62,6 +62,7 @@ def jobs(draw: st.DrawFn) -> Job:
         sampled=draw(st.none() | times),
         stale=draw(st.booleans()),
         rate=draw(ints),
+        started_before_seen=draw(st.booleans()),
     )
 
 

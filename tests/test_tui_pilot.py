@@ -343,6 +343,25 @@ async def test_rate_and_eta_are_the_engines_and_old_figures_say_so():
         assert cell(table, pull, "eta") == "—"
 
 
+async def test_a_job_running_before_it_was_seen_says_it_ran_at_least_that_long():
+    # libvirt keeps no start time for a block job: one found running has an elapsed time
+    # counted from when it was first seen, which is a lower bound, and says so.
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    app = make_app(src)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await loaded(app, pilot)
+        await select(app, pilot, pull)
+        plain = cell(table, pull, "elapsed")
+        assert plain[0].isdigit(), plain
+        src.progress(pull, started_before_seen=True)
+        await pilot.pause()
+        app.flush_updates()
+        assert cell(table, pull, "elapsed") == f"≥{plain}"
+        shot = app.export_screenshot().replace("&#160;", " ")
+        assert shot.count(f"≥{plain}") == 2, "the table's cell and the detail pane's field"
+
+
 async def test_event_log_lists_transitions():
     src = recorded.busy()
     app = make_app(src)

@@ -58,6 +58,9 @@ def job_to_dict(job: Job, names: Mapping[str, str] | None = None) -> dict[str, A
         "progress": None if job.progress is None else round(job.progress, 4),
         "bandwidth": job.bandwidth,
         "started": iso(job.started),
+        # libvirt keeps no start time for a block job: one already running when jobtui
+        # first looked has the time it was seen as "started".
+        "started_before_seen": job.started_before_seen,
         "finished": iso(job.finished),
         "config": _json_map(job.config),
         "stats": _json_map(job.stats),

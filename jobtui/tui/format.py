@@ -8,6 +8,7 @@ so table cells can be compared and only changed cells repainted.
 from __future__ import annotations
 
 from jobtui.inventory import short_name
+from jobtui.model import Job
 from jobtui.units import duration_short, percent, size_short
 
 DASH = "—"
@@ -23,6 +24,13 @@ def human_rate(bytes_per_second: float | None) -> str:
 
 def human_duration(seconds: float | None) -> str:
     return DASH if seconds is None or seconds < 0 else duration_short(seconds)
+
+
+def elapsed(job: Job, now: float) -> str:
+    """How long the job has run; `≥` when it was already running when first seen
+    (libvirt keeps no start time for a block job)."""
+    text = human_duration((job.finished or now) - job.started)
+    return f"≥{text}" if job.started_before_seen and text != DASH else text
 
 
 def progress_bar(fraction: float | None, width: int = 10) -> str:

@@ -121,10 +121,15 @@ class DomainInfo:
     stream_in: float | None = None
     domain_id: int = -1  # libvirt's id of the running QEMU (changes with every start)
     full_once: bool = False  # a full sample (QEMU asked) has been applied
+    first_full: float | None = None  # when the first full sample applied was taken
 
     @property
     def id(self) -> DomainId:
         return DomainId(self.host, self.uuid)
+
+    def before_first_look(self, taken: float) -> bool:
+        """A job found by a sample taken then was running before jobtui looked."""
+        return self.first_full is None or taken <= self.first_full
 
     def snapshot(self) -> Domain:
         return Domain(self.host, self.uuid, self.name, self.state, self.responsive)
@@ -208,6 +213,7 @@ class Book:
         config: dict[str, Any] | None = None,
         at: float | None = None,
         qemu_id: str = "",
+        before_seen: bool = False,
     ) -> Track:
         key = JobKey(dom.host, dom.uuid, name, round(started, 3))
         job = Job(
@@ -217,6 +223,7 @@ class Book:
             state=state,
             config=FrozenMap(config or {}),
             qemu_id=qemu_id,
+            started_before_seen=before_seen,
         )
         track = Track(job=job, disk=disk)
         if disk:

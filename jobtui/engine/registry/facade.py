@@ -69,6 +69,8 @@ class Registry(Lifecycle):
             self._mirrors_from_xml(d, s)
             return
         d.full_once = True
+        if d.first_full is None:
+            d.first_full = s.taken
         self.set_responsive(host, s.uuid, True)
         self._apply_domain_job(d, s)
         self._apply_block_jobs(d, s)

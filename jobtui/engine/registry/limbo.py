@@ -146,6 +146,7 @@ class Limbo(DomainJobs):
                 config=config,
                 state=JobState.READY if ready else JobState.RUNNING,
                 at=s.taken,
+                before_seen=True,  # a first look's: it ran before
             )
             t.unconfirmed = True
             self._mark_stale(t)
@@ -227,7 +228,16 @@ class Limbo(DomainJobs):
             config: dict[str, Any] = {"qemu-type": q.kind, "seen-by": "qemu"}
             if disk:
                 config["disk"] = disk
-            t = self._new(d, name, typ, s.taken, disk=disk, config=config, qemu_id=q.id)
+            t = self._new(
+                d,
+                name,
+                typ,
+                s.taken,
+                disk=disk,
+                config=config,
+                qemu_id=q.id,
+                before_seen=d.before_first_look(s.taken),
+            )
         figures: dict[str, Any] = {"current": q.current, "end": q.end}
         if q.speed is not None or typ.is_block:
             figures["bandwidth"] = q.speed

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from jobtui.model import Domain, Job, JobState, StatValue
-from jobtui.tui.format import DASH, human_bytes, human_duration, human_rate, short_host
+from jobtui.tui.format import DASH, elapsed, human_bytes, human_duration, human_rate, short_host
 from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
 from jobtui.tui.styles import Palette, palette
 from jobtui.tui.widgets.drawn import changed_span
@@ -54,7 +54,7 @@ def _fields(
         ("progress", progress),
         ("rate", rate_cell),
         ("ETA", eta_cell),
-        ("elapsed", human_duration((job.finished or now) - job.started)),
+        ("elapsed", elapsed(job, now)),
         ("bandwidth", human_rate(job.bandwidth) if job.bandwidth else "unlimited or unknown"),
         ("host", short_host(job.host)),
         ("domain", dom),

@@ -24,7 +24,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from jobtui.model import Job, JobKey, JobState
-from jobtui.tui.format import DASH, human_duration, human_rate, progress_bar
+from jobtui.tui.format import DASH, elapsed, human_duration, human_rate, progress_bar
 from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rate
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.boxed import ContentBoxed
@@ -138,7 +138,7 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
         "progress": Text(progress_bar(job.progress), style=style),
         "rate": rate_cell,
         "eta": eta_cell,
-        "elapsed": human_duration((job.finished or now) - job.started),
+        "elapsed": elapsed(job, now),
         "bandwidth": human_rate(job.bandwidth),
     }
 
