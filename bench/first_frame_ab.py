@@ -5,7 +5,8 @@ alternately in tmux on a libvirt URI that already has its domains (names startin
     cd / && .venv/bin/python /work/main/bench/first_frame_ab.py URI 8 /tmp/treeA /tmp/treeB bare
 
 Each tree is a `git archive REV jobtui | tar -x -C DIR` directory, put on PYTHONPATH;
-`bare` is bench/tui_bare_app.py. Prints each one's medians and ranges.
+`bare` is bench/tui_bare_app.py. Prints each one's medians and ranges: the first frame,
+the first domain name, and (jobtui) the app up, its key bar drawn.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def main() -> None:
     subprocess.run([*b.TMUX, "new-session", "-d", "-s", "keep", "sleep 1d"], check=True)
     frame: dict[str, list[float]] = {t: [] for t in args.trees}
     domain: dict[str, list[float]] = {t: [] for t in args.trees}
+    # Since jobtui draws its hosts' domains before Textual is up (jobtui/tui/splash.py),
+    # the first frame is that picture; the app itself is up when its key bar is drawn.
+    app: dict[str, list[float]] = {t: [] for t in args.trees}
     try:
         for i in range(args.launches):
             for n, tree in enumerate(args.trees):
@@ -54,6 +58,8 @@ def main() -> None:
                     if tree != "bare":
                         t = pane.wait(lambda s: "idle-" in s)
                         domain[tree].append((t - pane.started) * 1e3)
+                        t = pane.wait(lambda s: " Quit" in s)
+                        app[tree].append((t - pane.started) * 1e3)
                 finally:
                     pane.close()
                 # The next launch starts on a quiet machine: not while this one is still
@@ -65,7 +71,7 @@ def main() -> None:
     for tree in args.trees:
         line = f"{tree:24} first frame {_spread(frame[tree])}"
         if domain[tree]:
-            line += f"   first domain {_spread(domain[tree])}"
+            line += f"   first domain {_spread(domain[tree])}   app up {_spread(app[tree])}"
         print(line)
     print("load average", " ".join(Path("/proc/loadavg").read_text().split()[:3]))
 

@@ -49,22 +49,32 @@ def run_tui(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise CliError(USAGE, "the TUI needs a terminal; try 'jobtui list' or 'jobtui watch'")
     from jobtui.engine.early_open import EarlyOpen
+    from jobtui.tui.splash import Splash
 
-    # The hosts are opened and listed while Textual imports (jobtui.engine.early_open).
+    # The hosts are opened and listed while Textual imports (jobtui.engine.early_open),
+    # and what they list is on screen before the app is (jobtui.tui.splash).
     early = EarlyOpen(args.uris, readonly=args.readonly).start()
-    from jobtui.deferred import DeferredSource
-    from jobtui.tui.app import run_tui as run
+    splash = Splash(sys.stdout.fileno(), args.uris, args.host_names, readonly=args.readonly)
+    splash.start(early.listen(splash.answered))
+    ran = False
+    try:
+        from jobtui.deferred import DeferredSource
+        from jobtui.tui.app import run_tui as run
 
-    # The app starts the monitor itself, off its UI thread once its first frame is up,
-    # and stops it on exit; the engine is even imported then (jobtui.deferred).
-    run(
-        DeferredSource(
-            lambda: make_monitor(args, early=early), args.uris, monitor_options(args), early
-        ),
-        readonly=args.readonly,
-        keymap_path=args.keymap,
-        host_names=args.host_names,
-    )
+        splash.hand_over()
+        ran = True
+        # The app starts the monitor itself, off its UI thread once its first frame is
+        # up, and stops it on exit; the engine is even imported then (jobtui.deferred).
+        run(
+            DeferredSource(
+                lambda: make_monitor(args, early=early), args.uris, monitor_options(args), early
+            ),
+            readonly=args.readonly,
+            keymap_path=args.keymap,
+            host_names=args.host_names,
+        )
+    finally:
+        splash.restore(app_ran=ran)
     return OK
 
 

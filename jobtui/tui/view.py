@@ -45,6 +45,7 @@ from jobtui.tui.feed import EngineFeed
 from jobtui.tui.format import short_host
 from jobtui.tui.inbox import Inbox
 from jobtui.tui.messages import EngineEventsPending
+from jobtui.tui.splash import NARROW, TREE_WIDTH
 from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
 from jobtui.tui.styles import palette
 from jobtui.tui.widgets.detail import DetailPane
@@ -57,10 +58,8 @@ from jobtui.tui.widgets.status_line import StatusLine
 
 textual_fixes.apply()
 
-# Below this many columns the tree folds away (80×24 must work); the table itself
-# drops optional columns to fit whatever width it gets.
-NARROW = 100
-TREE_WIDTH = 32  # cells, its border included
+# Below NARROW columns the tree folds away (80×24 must work); the table itself drops
+# optional columns to fit whatever width it gets. (In splash.py: it draws the tree too.)
 
 # action → the control op it runs; pause_resume picks its op from the job's state.
 CONTROL_ACTIONS: dict[str, ControlOp | None] = {
