@@ -77,14 +77,18 @@ def _value(key: str, value: StatValue) -> str:
     return format_value(key, value)
 
 
+ABOVE_FIELDS = 2  # the pane's title and rate line, a line each
+
+
 class FieldLines(Widget):
     """The job's fields (jobtui.tui.widgets.field_grid), drawn once per change and kept
     as lines, from which Textual paints: new figures repaint only the cells that
     changed (an elapsed time's digits), not the pane.
 
-    It is at least `min_lines` tall: fields that come and go within that height (a hint
-    gone at READY, a stat that appears) change lines, not the widget's height, and a
-    height change is what makes Textual lay out the whole screen."""
+    It fills the pane below the title and the rate line (`min_lines`, worked out as the
+    pane is laid out): fields that come and go within that height (a hint gone at READY,
+    a stat that appears) change lines, not the widget's height, and a height change is
+    what makes Textual lay out the whole screen."""
 
     DEFAULT_CSS = "FieldLines { height: auto; }"
 
@@ -94,11 +98,6 @@ class FieldLines(Widget):
         self._fields: tuple[list[Field], list[str], Palette] = ([], [], palette(False))
         self._lines: list[Line] = []
         self._width = -1  # what _lines were drawn for
-
-    def set_min_lines(self, lines: int) -> None:
-        if lines != self.min_lines:
-            self.min_lines = lines
-            self.refresh(layout=True)
 
     def show(self, rows: list[Field], hints: list[str], pal: Palette) -> None:
         self._fields = (rows, hints, pal)
@@ -132,6 +131,9 @@ class FieldLines(Widget):
         return self._lines
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        # In the same layout as the pane's: set from the pane's resize instead, it took a
+        # second layout, and a screen taken between the two was laid out the other way.
+        self.min_lines = max(0, container.height - ABOVE_FIELDS)
         return max(len(self._lines_for(width)), self.min_lines)
 
     def render_line(self, y: int) -> Strip:
@@ -161,11 +163,6 @@ class DetailPane(VerticalScroll):
             yield Label("", id="detail-rate-max")
         yield FieldLines(id="detail-fields")
         yield Static(id="detail-xml")
-
-    def on_resize(self) -> None:
-        # The title and the rate line take one line each.
-        room = self.scrollable_content_region.height - 2
-        self.query_one("#detail-fields", FieldLines).set_min_lines(max(0, room))
 
     def show_job(
         self,
