@@ -52,8 +52,10 @@ def test_nudges_back_off_while_the_same_calls_stay_stuck_and_start_again_on_a_ch
     step = pytest.approx  # the checks come every 10 ms
     assert gaps[:3] == [step(NUDGE_AFTER * k, abs=0.011) for k in (2, 4, 8)], gaps
     assert gaps[-1] == step(MAX_BACKOFF, abs=0.011) and max(gaps) < MAX_BACKOFF + 0.02, gaps
-    # Another call comes: a fresh stall is nudged at once.
-    assert n.check(conn, [0.0, 1.0, 19.9], 20.0)  # type: ignore[arg-type]
+    # A call that has only just started changes nothing; once it has waited, it is a
+    # fresh stall and is nudged at once.
+    assert not n.check(conn, [0.0, 1.0, 19.99], 20.0)  # type: ignore[arg-type]
+    assert n.check(conn, [0.0, 1.0, 19.99], 20.05)  # type: ignore[arg-type]
 
 
 def test_a_daemon_that_does_not_answer_gets_a_bounded_number_of_waiting_nudges() -> None:

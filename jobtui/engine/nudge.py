@@ -55,9 +55,12 @@ class Nudger:
         running = tuple(sorted(starts))
         if now - running[0] < HUNG_AFTER or now - running[1] < NUDGE_AFTER:
             return False  # no call hangs, or nothing has waited behind it yet
-        if running != self._seen:
-            self._seen = running
-            self._gap = NUDGE_AFTER  # calls came or went: a fresh stall, nudge at once
+        # Calls that come and go quickly change nothing: only a new call waiting behind
+        # the hung ones (or one of them ending) is a fresh stall, nudged at once.
+        waiting = tuple(t for t in running if now - t >= NUDGE_AFTER)
+        if waiting != self._seen:
+            self._seen = waiting
+            self._gap = NUDGE_AFTER
         elif now - self._last < self._gap:
             return False
         with self._lock:
