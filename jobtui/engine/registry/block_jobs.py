@@ -76,16 +76,7 @@ class BlockJobs(Limbo):
                     if mi is not None and mi.mirror_ready == "yes"
                     else JobState.RUNNING
                 )
-                t = self._new(
-                    d,
-                    name,
-                    typ,
-                    s.taken,
-                    disk=disk,
-                    config=config,
-                    at=s.taken,
-                    before_seen=d.before_first_look(s.taken),
-                )
+                t = self._found(d, s.taken, name, typ, disk=disk, config=config)
                 if state is JobState.READY:
                     self._set_state(t, JobState.READY, s.taken)
             t.gone_since = None

@@ -234,6 +234,31 @@ class Book:
             self.migrations[MigrationId(dom.uuid, dom.host, typ)] = job
         return track
 
+    def _found(
+        self,
+        dom: DomainInfo,
+        taken: float,
+        name: str,
+        typ: JobType,
+        *,
+        disk: str,
+        config: dict[str, Any],
+        qemu_id: str = "",
+    ) -> Track:
+        """A job that a sample taken at `taken` found running: it began by then, and
+        before jobtui looked if that was the domain's first look."""
+        return self._new(
+            dom,
+            name,
+            typ,
+            taken,
+            disk=disk,
+            config=config,
+            at=taken,
+            qemu_id=qemu_id,
+            before_seen=dom.before_first_look(taken),
+        )
+
     def _set_state(self, t: Track, new: JobState, at: float, **changes: Any) -> None:
         old = t.job.state
         if new.finished:

@@ -228,16 +228,7 @@ class Limbo(DomainJobs):
             config: dict[str, Any] = {"qemu-type": q.kind, "seen-by": "qemu"}
             if disk:
                 config["disk"] = disk
-            t = self._new(
-                d,
-                name,
-                typ,
-                s.taken,
-                disk=disk,
-                config=config,
-                qemu_id=q.id,
-                before_seen=d.before_first_look(s.taken),
-            )
+            t = self._found(d, s.taken, name, typ, disk=disk, config=config, qemu_id=q.id)
         figures: dict[str, Any] = {"current": q.current, "end": q.end}
         if q.speed is not None or typ.is_block:
             figures["bandwidth"] = q.speed
