@@ -27,16 +27,8 @@ from lxml import etree
 from jobtui import units
 from jobtui.model import FrozenMap, Job, JobKey, JobState, JobType, StatValue
 
-__all__ = [
-    "UNITS",
-    "JobXMLError",
-    "format_value",
-    "parse",
-    "to_element",
-    "to_xml",
-    "unit_of",
-    "validate",
-]
+__all__ = ["UNITS", "JobXMLError", "format_value", "parse", "to_element", "to_xml"]
+__all__ += ["unit_of", "validate"]
 
 # The unit of a config or stats entry, by key: the XML's unit= attribute and the TUI's labels.
 # Keys are libvirt's typed-parameter names (VIR_DOMAIN_JOB_* in libvirt-domain.h) plus the Job
@@ -88,8 +80,7 @@ UNITS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
-# On <time>: the job was running when jobtui first looked (Job.started_before_seen).
-BEFORE_SEEN = "started-before-seen"
+BEFORE_SEEN = "started-before-seen"  # on <time>: Job.started_before_seen
 
 
 class JobXMLError(ValueError):
