@@ -170,7 +170,58 @@ def test_a_fresh_process_hears_the_limbo_job_end_from_qemus_events(
     time.sleep(2.0)  # connected, listed, QEMU's events registered
     qmp(dom, "block-job-cancel", device=qid, force=True)  # another client ends it
     line = watch.wait_for(lambda x: f"{dom.name()} copy-sda" in x and "orphaned -> " in x, 20)
-    assert "orphaned -> unknown" in line and "ended in QEMU" in line
+    # QEMU's BLOCK_JOB_CANCELLED, ahead of the job's end, says how it ended.
+    assert "orphaned -> aborted (cancelled in QEMU)" in line
+
+
+def test_a_copy_on_a_disk_plugged_in_under_a_read_only_watch_is_seen(
+    daemon: PrivateDaemon, history: Path, domains: Domains, watches: list[Watch], tmp_path: Path
+) -> None:
+    """A read-only connection gets no QEMU events: only libvirt's DEVICE_ADDED tells the
+    watch that a disk it never read is there to be polled."""
+    dom = scsi_domain(domains)
+    watch = Watch(cli_argv(daemon, history, "-r", "watch"))
+    watches.append(watch)
+    time.sleep(2.0)  # connected, listed, the domain's XML read (one disk, sda)
+    plugged = create_image(tmp_path / "plugged.qcow2", 96, data_mib=32)
+    dom.attachDevice(
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        f"<source file='{plugged}'/><target dev='sdb' bus='scsi'/></disk>"
+    )
+    start_copy(dom, "sdb", tmp_path / "plugged-copy.qcow2", bandwidth=1 * MiB)
+    watch.wait_for(lambda x: f"{dom.name()} copy-sdb: new -> running" in x, 20)
+    dom.blockJobAbort("sdb", 0)
+    watch.wait_for(lambda x: f"{dom.name()} copy-sdb: running -> aborted" in x, 20)
+
+
+def test_a_new_copy_on_a_disk_plugged_in_again_is_not_the_orphan(
+    daemon: PrivateDaemon, history: Path, domains: Domains, watches: list[Watch], tmp_path: Path
+) -> None:
+    """The orphan's disk target is plugged in again (another image) and a new copy started
+    on it, while a fresh watch looks on: two jobs, each with its own figures and end."""
+    dom, qid = orphan_under_watch(daemon, history, domains, watches, tmp_path)
+    name = dom.name()
+    watch = Watch(cli_argv(daemon, history, "watch"))
+    watches.append(watch)
+    time.sleep(2.0)  # connected, listed, the kept orphan adopted
+    fresh = create_image(tmp_path / "replug.qcow2", 96, data_mib=32)
+    dom.attachDevice(
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        f"<source file='{fresh}'/><target dev='sda' bus='scsi'/></disk>"
+    )
+    start_copy(dom, "sda", tmp_path / "replug-copy.qcow2", bandwidth=1 * MiB)
+    watch.wait_for(lambda x: f"{name} copy-sda: new -> running" in x, 20)
+    watch.wait_for(lambda x: f"{name} qemu-{qid}: new -> orphaned" in x, 20)
+    jobs = list_json(daemon, history, CONFIRM)
+    new, old = one(jobs, name, "copy-sda"), one(jobs, name, f"qemu-{qid}")
+    assert new["state"] == "running" and new["config"]["source"] == str(fresh)
+    assert old["state"] == "orphaned" and old["qemu_id"] == qid
+    qmp(dom, "block-job-cancel", device=qid, force=True)  # the old one, by another client
+    line = watch.wait_for(lambda x: f"{name} qemu-{qid}: orphaned -> " in x, 20)
+    assert "orphaned -> aborted" in line
+    assert dom.blockJobInfo("sda", 0)["cur"] > 0  # libvirt's copy runs on
+    assert one(list_json(daemon, history), name, "copy-sda")["state"] == "running"
+    assert [j["name"] for j in list_json(daemon, history) if j["domain"] == name] == ["copy-sda"]
 
 
 def test_a_limbo_job_whose_qemu_was_restarted(

@@ -53,6 +53,13 @@ class DeviceRemovedEv(LibvirtEvent):
 
 
 @dataclass(frozen=True)
+class DeviceAddedEv(LibvirtEvent):
+    """A hot-plugged device: a disk the engine must read the XML again to poll."""
+
+    alias: str = ""
+
+
+@dataclass(frozen=True)
 class QemuEv(LibvirtEvent):
     """A raw QEMU monitor event (JOB_STATUS_CHANGE, BLOCK_JOB_READY, MIGRATION ...)."""
 
@@ -84,12 +91,16 @@ def register_domain_events(conn: libvirt.virConnect, host: str, post: Post) -> l
     def removed(_c: Any, dom: Any, alias: str, _o: Any) -> None:
         post(DeviceRemovedEv(host, dom.UUIDString(), dom.name(), alias=alias))
 
+    def added(_c: Any, dom: Any, alias: str, _o: Any) -> None:
+        post(DeviceAddedEv(host, dom.UUIDString(), dom.name(), alias=alias))
+
     pairs = [
         (libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, block_job),
         (libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, job_completed),
         (libvirt.VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION, iteration),
         (libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle),
         (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, removed),
+        (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, added),
     ]
     return [conn.domainEventRegisterAny(None, eid, cb, None) for eid, cb in pairs]
 
@@ -101,6 +112,7 @@ QEMU_EVENTS = (
     "MIGRATION_PASS",
     "DUMP_COMPLETED",
     "BLOCK_JOB_COMPLETED",  # its "error" is the text libvirt's block job event lacks
+    "BLOCK_JOB_CANCELLED",  # how a job only QEMU knows ended, when another client ends it
 )
 
 

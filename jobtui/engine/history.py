@@ -191,6 +191,10 @@ class History:
             self.warning = f"history {self.path}: skipped {bad} unreadable job record(s)"
         return jobs
 
+    def forget(self, key: JobKey) -> None:
+        """Drop a record without waiting (the engine renamed a kept orphan)."""
+        self._submit(_Write(_key(key), _deleter(_key(key)), None))
+
     def dismiss(self, key: JobKey) -> bool:
         """Forget one finished job; False if the history did not have it (another process may
         have dismissed it first: of two concurrent dismisses exactly one gets True).
@@ -198,11 +202,7 @@ class History:
         Waits up to DISMISS_WAIT for another process's lock; if it is still held then, the
         delete stays queued (written when the lock goes) and `warning` says so."""
         k = _key(key)
-
-        def delete(conn: sqlite3.Connection) -> bool:
-            return conn.execute("DELETE FROM jobs WHERE key = ?", (k,)).rowcount > 0
-
-        w = _Write(k, delete, None)
+        w = _Write(k, _deleter(k), None)
         with self._cond:
             queued_record = any(p.key == k and p.row is not None for p in self._queue)
         self._submit(w)
@@ -535,6 +535,10 @@ def _move_aside(path: Path) -> Path:
         if side.exists():
             os.replace(side, aside.with_name(aside.name + suffix))
     return aside
+
+
+def _deleter(k: str) -> Callable[[sqlite3.Connection], bool]:
+    return lambda conn: conn.execute("DELETE FROM jobs WHERE key = ?", (k,)).rowcount > 0
 
 
 def _key(key: JobKey) -> str:

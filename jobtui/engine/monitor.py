@@ -342,6 +342,10 @@ class JobMonitor(Controls):
                 self._safe(self._watchdog)
                 self._safe(self._schedule, time.monotonic())
                 out, finished = self._reg.drain()
+                forgotten, self._reg.forgotten = self._reg.forgotten, []
+            if self.history is not None:
+                for key in forgotten:
+                    self.history.forget(key)
             for job in finished:
                 if self.history is not None and job.type is not JobType.BLOCKDEV_CREATE:
                     with contextlib.suppress(Exception):

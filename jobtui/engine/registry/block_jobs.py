@@ -58,6 +58,9 @@ class BlockJobs(Limbo):
                 continue
             name = block_job_name(typ, disk)
             t = by_disk.pop(disk, None)
+            if t is not None and (t.job.state is JobState.ORPHANED or t.job.qemu_only):
+                self._set_aside(t, s.taken)  # libvirt sees this job: not the orphan
+                t = None
             if t is not None and t.job.name != name:
                 if t.unconfirmed:
                     self._drop_unconfirmed(t)
@@ -157,6 +160,9 @@ class BlockJobs(Limbo):
             return
         name = block_job_name(typ, e.disk)
         t = self.active.get(TrackId(e.host, e.uuid, name))
+        if t is not None and (t.job.state is JobState.ORPHANED or t.job.qemu_only):
+            self._set_aside(t, e.time)  # libvirt's event is never about a job it cannot see
+            t = None
         if t is None and typ is JobType.BLOCK_COPY:
             ended = d.migration_out_ended
             if e.time - ended < MIGRATION_AFTERMATH:

@@ -172,6 +172,8 @@ class Book:
         self.out: list[EngineEvent] = []
         # Jobs for the history: the finished ones, and orphaned ones (see limbo.py).
         self.newly_finished: list[Job] = []
+        # History records to drop: an orphan renamed (Limbo._set_aside) is kept anew.
+        self.forgotten: list[JobKey] = []
         self.pokes: set[DomainId] = set()  # domains to poll now
         self.pending_creates: dict[TrackId, tuple[float, str, str]] = {}
         # QEMU's error for a block job that ended before it had a track (it started and

@@ -110,6 +110,10 @@ class Registry(Lifecycle):
             self._poke(DomainId(e.host, e.uuid))
         elif isinstance(e, ev.DeviceRemovedEv):
             self._device_removed(e)
+        elif isinstance(e, ev.DeviceAddedEv):
+            # A disk plugged in by any client: polled from the next look on.
+            self._domain(e.host, e.uuid, e.domain).xml_dirty = True
+            self._poke(DomainId(e.host, e.uuid))
         elif isinstance(e, ev.QemuEv):
             self._qemu_event(e)
 

@@ -24,6 +24,7 @@ from jobtui.engine.sample import (
     domain_job_name,
 )
 from jobtui.model import (
+    Job,
     JobDismissed,
     JobState,
     JobType,
@@ -185,21 +186,25 @@ class Lifecycle(BlockJobs):
                     t.hint = (JobState.FAILED, f"QEMU reports the dump failed: {error}")
                 else:
                     t.hint = (JobState.COMPLETED, "QEMU reports the dump completed")
+                result = e.get("result")
+                if isinstance(result, dict) and isinstance(result.get("completed"), int):
+                    # QEMU's last word on the figures; the last poll is older (a small
+                    # guest's dump ends between two polls, at a few percent).
+                    self._update(t, e.time, current=result["completed"], end=result.get("total"))
             self._poke(DomainId(e.host, e.uuid))
             return
-        if e.name == "BLOCK_JOB_COMPLETED":
+        if e.name in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"):
             error = str(e.get("error") or "")
             qid = str(e.get("device", ""))
             _typ, disk = parse_qemu_job_id(qid)
-            t = next(
-                (
-                    x
-                    for x in self._tracks_of(e.host, e.uuid)
-                    if x.job.qemu_id == qid or (disk and x.disk == disk)
-                ),
-                None,
+            tracks = self._tracks_of(e.host, e.uuid)
+            # By QEMU's id first: an orphan and a new job may share a disk name.
+            t = next((x for x in tracks if x.job.qemu_id == qid), None) or next(
+                (x for x in tracks if disk and x.disk == disk), None
             )
-            if t is not None and error:
+            if t is not None and (t.job.qemu_only or t.job.state is JobState.ORPHANED):
+                t.hint = qemu_outcome(e.name, error, t.job)  # libvirt will send no word
+            elif t is not None and error:
                 t.qemu_error = error  # libvirt's failed event that follows has no text
             elif error and disk:
                 self.qemu_errors[(e.host, e.uuid, disk)] = (error, e.time)
@@ -224,8 +229,18 @@ class Lifecycle(BlockJobs):
                 self._poke(DomainId(e.host, e.uuid))
             return
         t = next((x for x in self._tracks_of(e.host, e.uuid) if x.disk == disk and x.disk), None)
+        if t is not None and t.job.qemu_id and t.job.qemu_id != qid:
+            # Another job on the same disk name: an orphan's disk plugged in again.
+            if t.job.state is JobState.ORPHANED:
+                self._set_aside(t, e.time)
+                t = None
+            else:
+                self._poke(DomainId(e.host, e.uuid))
+                return
         if t is None:
             if status in ("created", "running"):
+                if disk not in {x.target for x in d.disks}:
+                    d.xml_dirty = True  # a disk plugged in since the XML was read
                 self._poke(DomainId(e.host, e.uuid))  # the fast path: poll it right now
             return
         if not t.job.qemu_id:
@@ -265,3 +280,17 @@ class Lifecycle(BlockJobs):
             if now - first > CREATE_LINGER and d is not None:
                 del self.pending_creates[key]
                 self._new(d, key.name, JobType.BLOCKDEV_CREATE, first, qemu_id=qid, at=now)
+
+
+def qemu_outcome(event: str, error: str, job: Job) -> tuple[JobState, str]:
+    """How QEMU says a job ended that libvirt no longer sees (its disk unplugged, or
+    started through QMP): BLOCK_JOB_CANCELLED, or BLOCK_JOB_COMPLETED with or without
+    an error. They come before the job's `concluded` status, which ends it."""
+    if event == "BLOCK_JOB_CANCELLED":
+        return JobState.ABORTED, "cancelled in QEMU"
+    if error:
+        return JobState.FAILED, f"QEMU reported an error: {error}"
+    if job.type is JobType.BLOCK_COPY:
+        dest = job.config.get("destination", "the destination")
+        return JobState.COMPLETED, f"QEMU ended it without error: {dest} is a consistent copy"
+    return JobState.COMPLETED, "QEMU ended it without error"

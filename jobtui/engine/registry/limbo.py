@@ -22,6 +22,7 @@ known (a stopped QEMU never answers for them).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from jobtui.model import (
     Job,
     JobDismissed,
     JobState,
+    JobStateChanged,
     JobType,
 )
 
@@ -66,9 +68,37 @@ class Limbo(DomainJobs):
             t.kept_at = now
             self.newly_finished.append(t.job)
 
+    def _set_aside(self, t: Track, at: float) -> None:
+        """A job libvirt sees now carries an orphan's name (its disk was plugged in again
+        and a new job started on it): the orphan is renamed for its QEMU id, so the two
+        are never mixed up. Its record in the history moves with it."""
+        old = t.job
+        if not old.qemu_id:
+            self._set_state(
+                t,
+                JobState.UNKNOWN,
+                at,
+                message=f"a new job runs on disk {t.disk}; this one's QEMU id was never known",
+            )
+            return
+        self.active.pop(TrackId.of(old), None)
+        self.out.append(JobDismissed(old.key))
+        self.forgotten.append(old.key)
+        msg = (
+            f"{old.message}; was {old.name}, until a new job libvirt sees took that name "
+            f"(disk {t.disk} plugged in again)"
+        )
+        t.job = old.evolve(key=replace(old.key, name=f"qemu-{old.qemu_id}"), message=msg)
+        t.disk = ""  # no longer found by its disk: only by its QEMU id
+        self.active[TrackId.of(t.job)] = t
+        self.out.append(JobStateChanged(t.job.key, None, t.job.state, t.job, at))
+        self._keep(t, at, force=True)
+
     def adopt_kept(self, job: Job) -> None:
         """An orphaned job an earlier process kept: shown, stale, until confirmed or ended."""
         disk = str(job.config.get("disk", ""))
+        if job.name.startswith("qemu-"):
+            disk = ""  # set aside: another job may carry its disk's name
         how = (
             "QEMU's job list will confirm it"
             if self.qemu_monitor
@@ -165,11 +195,18 @@ class Limbo(DomainJobs):
             typ, disk = parse_qemu_job_id(q.id)
             if q.status in ("concluded", "null"):
                 continue  # over; its end was (or will be) told by its events
-            if typ.is_block and typ is not JobType.BLOCKDEV_CREATE and disk in disks:
+            tracks = self._tracks_of(d.host, d.uuid)
+            mine = next((x for x in tracks if x.job.qemu_id == q.id), None)
+            t = next((x for x in tracks if disk and x.disk == disk), None)
+            # Not libvirt's job on that disk: an orphan set aside, or one whose disk name
+            # a new job took when the disk was plugged in again.
+            other = (mine is not None and mine is not t) or (
+                t is not None and t.job.qemu_id not in ("", q.id)
+            )
+            if typ.is_block and typ is not JobType.BLOCKDEV_CREATE and disk in disks and not other:
                 # libvirt's own job on a disk it sees: the poll shows it, all but a
                 # pause (libvirt has no word for one), which only QEMU can tell: one
                 # made by another client, or by an earlier jobtui process.
-                t = next((x for x in self._tracks_of(d.host, d.uuid) if x.disk == disk), None)
                 if t is not None and t.job.state is not JobState.ORPHANED:
                     self._qemu_status(t, q.status, s.answered)
                 continue
@@ -184,6 +221,9 @@ class Limbo(DomainJobs):
             self._qemu_only_job(d, s, q, typ, disk)
         for t in self._tracks_of(d.host, d.uuid):
             if t.job.qemu_only and t.job.qemu_id and t.job.qemu_id not in seen:
+                if t.hint is not None:  # QEMU's event said how it ended
+                    self._set_state(t, t.hint[0], s.answered, message=t.hint[1])
+                    continue
                 self._set_state(
                     t,
                     JobState.ABORTED if t.abort_requested else JobState.UNKNOWN,
@@ -220,10 +260,12 @@ class Limbo(DomainJobs):
             name = block_job_name(typ, disk)
         else:
             name = f"qemu-{q.id}"
-        t = next(
-            (x for x in self._tracks_of(d.host, d.uuid) if x.job.qemu_id == q.id),
-            self.active.get(TrackId(d.host, d.uuid, name)),
-        )
+        t = next((x for x in self._tracks_of(d.host, d.uuid) if x.job.qemu_id == q.id), None)
+        if t is None:
+            t = self.active.get(TrackId(d.host, d.uuid, name))
+            if t is not None and t.job.state is not JobState.ORPHANED and not t.job.qemu_only:
+                # The name is a job's that libvirt sees: this one goes by its QEMU id.
+                name, t = f"qemu-{q.id}", None
         if t is None:
             config: dict[str, Any] = {"qemu-type": q.kind, "seen-by": "qemu"}
             if disk:
@@ -262,7 +304,9 @@ class Limbo(DomainJobs):
         """QEMU's job event for a job only QEMU knows: the only word on how it goes."""
         if status not in ("concluded", "null"):
             return
-        if t.abort_requested:
+        if t.hint is not None:
+            self._set_state(t, t.hint[0], at, message=t.hint[1])
+        elif t.abort_requested:
             self._set_state(t, JobState.ABORTED, at, message="cancelled through QEMU")
         else:
             self._set_state(
