@@ -26,6 +26,11 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps([job_to_dict(j, s.names) for j in jobs], indent=2))
     else:
         print(job_table(jobs, show_host=len(hosts) > 1, names=s.names))
+    if s.unreachable:
+        # The rows above are true but not all there are: say so, and fail the command.
+        raise CliError(
+            CONNECTION, f"{len(s.unreachable)} of {len(s.uris)} hosts not reached: listed the rest"
+        )
     if not s.complete:
         # The rows above are true but maybe not all of them: say so, and fail the command.
         raise CliError(CONNECTION, f"not every domain answered within {args.wait:g} s")

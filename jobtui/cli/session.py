@@ -9,7 +9,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,19 +74,28 @@ class Session:
     names: dict[str, str]  # URI → what people call it (hosts.toml name, else short name)
     # False when some domain had not answered within --wait: what we show may be incomplete.
     complete: bool
+    # Hosts of several that could not be reached (each named on stderr already).
+    unreachable: list[str] = field(default_factory=list)
 
 
-def check_hosts(monitor: JobMonitor, wait: float) -> None:
-    problems = []
-    for h in monitor.hosts():
+def check_hosts(monitor: JobMonitor, wait: float, *, warn: bool = True) -> list[str]:
+    """The URIs that could not be reached. All of them: the command fails here. Some of
+    several: each is named in a warning line and the command goes on with the others
+    (one hypervisor down must not hide the fleet's jobs); it decides the exit status."""
+    problems: dict[str, str] = {}
+    hosts = monitor.hosts()
+    for h in hosts:
         if h.state is HostState.DISCONNECTED:
-            problems.append(f"cannot connect to {h.uri}: {h.error or 'no reason given'}")
+            problems[h.uri] = f"cannot connect to {h.uri}: {h.error or 'no reason given'}"
         elif h.state is HostState.CONNECTING:
-            problems.append(f"cannot connect to {h.uri}: no answer within {wait:g} s")
+            problems[h.uri] = f"cannot connect to {h.uri}: no answer within {wait:g} s"
         elif h.error:
             print(f"jobtui: warning: {h.uri}: {h.error}", file=sys.stderr)
-    if problems:
-        raise CliError(CONNECTION, "; ".join(problems))
+    if problems and len(problems) == len(hosts):
+        raise CliError(CONNECTION, "; ".join(problems.values()))
+    for problem in problems.values() if warn else ():
+        print(f"jobtui: warning: {problem}; its jobs are not shown", file=sys.stderr)
+    return list(problems)
 
 
 def close_monitor(monitor: JobMonitor) -> None:
@@ -117,8 +126,9 @@ def connected(
     try:
         settle_after = SETTLE_AFTER if settle else None
         complete = monitor.wait_ready(args.wait, settle_after=settle_after)
-        check_hosts(monitor, args.wait)
-        yield Session(monitor, list(dict.fromkeys(args.uris)), args.host_names, complete)
+        unreachable = check_hosts(monitor, args.wait)
+        uris = list(dict.fromkeys(args.uris))
+        yield Session(monitor, uris, args.host_names, complete, unreachable)
     finally:
         close_monitor(monitor)
 
@@ -137,6 +147,11 @@ def resolve_domain(s: Session, arg: str) -> Domain:
                     (j.host, j.key.domain_uuid), Domain(j.host, j.key.domain_uuid, j.domain, "")
                 )
     if not found:
+        if s.unreachable:
+            raise CliError(
+                CONNECTION,
+                f"no domain '{arg}' on the hosts reached; not reached: {', '.join(s.unreachable)}",
+            )
         if not s.complete:
             raise CliError(
                 CONNECTION,

@@ -33,7 +33,8 @@ def run_watch(args: argparse.Namespace) -> int:
     try:
         monitor.start()
         monitor.wait_ready(args.wait)
-        check_hosts(monitor, args.wait)
+        # Some hosts down: the stream says so itself ("lost"), and "reconnected" later.
+        check_hosts(monitor, args.wait, warn=False)
         _pump(events, args, time.monotonic() + args.timeout if args.timeout else None)
     except KeyboardInterrupt:
         pass
