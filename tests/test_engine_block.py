@@ -147,6 +147,8 @@ def test_commit_completes_with_final_progress(lab: Lab, domname: str, monitor: J
     assert done.type is JobType.BLOCK_COMMIT
     assert done.current == done.end and done.end
     assert str(chain[1]) not in dom.XMLDesc(0)
+    # The disk's own (top) image is not what a commit below it reads: not its source.
+    assert "source" not in done.config and done.config["disk"] == "vda"
 
 
 def test_copy_to_full_filesystem_is_failed(lab: Lab, domname: str, monitor: JobMonitor) -> None:

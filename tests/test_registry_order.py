@@ -335,3 +335,28 @@ def test_a_copy_that_started_and_failed_between_polls_still_says_qemus_error() -
     (job,) = reg.finished.values()
     assert job.state is JobState.FAILED
     assert job.message == "QEMU reported an error: No space left on device"
+
+
+def test_a_migration_libvirt_dropped_waits_a_moment_for_qemus_word_on_how_it_ended() -> None:
+    # The destination's libvirtd killed: the source's libvirt drops the job 1 ms before
+    # QEMU's MIGRATION "cancelling"/"cancelled" events, and keeps no statistics.
+    for qemu_says in (True, False):
+        reg = Registry({HOST})
+        t0 = 10000.0
+        reg.apply_sample(HOST, running(t0, 2000))
+        reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 1, completed_stats={}))
+        assert transitions(reg) == [(None, "running")]
+        if qemu_says:
+            reg.apply_event(
+                ev.QemuEv(HOST, UID, "m1", t0 + 1.001, name="MIGRATION",
+                          details=(("status", "cancelled"),))
+            )  # fmt: skip
+            reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 1.1, completed_stats={}))
+            assert transitions(reg) == [("running", "aborted")]
+            (job,) = reg.finished.values()
+            assert job.message == "QEMU reports the migration cancelled"
+        else:
+            reg.tick(t0 + 1.5)
+            assert transitions(reg) == []
+            reg.tick(t0 + 2.5)
+            assert transitions(reg) == [("running", "unknown")]

@@ -70,7 +70,9 @@ class BlockJobs(Limbo):
             mi = mirrors.get(disk)
             if t is None:
                 config = {"disk": disk}
-                if mi is not None and mi.source:
+                if mi is not None and mi.source and typ is not JobType.BLOCK_COMMIT:
+                    # (A commit below the top merges images the public XML does not
+                    # name: the disk's own image is not what it reads.)
                     config["source"] = mi.source
                 if mi is not None and mi.mirror_dest:
                     config["destination"] = mi.mirror_dest

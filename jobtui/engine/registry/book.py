@@ -64,6 +64,8 @@ class MigrationId(NamedTuple):
 
 # A job missing from libvirt's answers is given this long for its event to arrive.
 GONE_GRACE = 2.0
+# A domain job's end is read from the kept stats by the next poll: it is allowed longer.
+DOMAIN_GONE_GRACE = 5 * GONE_GRACE
 
 
 @dataclass

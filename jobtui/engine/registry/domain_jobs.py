@@ -17,7 +17,13 @@ from typing import Any
 import libvirt
 
 from jobtui.engine import events as ev
-from jobtui.engine.registry.book import DomainId, DomainInfo, Track, int_or_none
+from jobtui.engine.registry.book import (
+    DOMAIN_GONE_GRACE,
+    DomainId,
+    DomainInfo,
+    Track,
+    int_or_none,
+)
 from jobtui.engine.registry.migration import Migrations
 from jobtui.engine.sample import (
     ACTIVE_STATES,
@@ -67,6 +73,10 @@ def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, in
     return int_or_none(stats.get("disk_processed")), int_or_none(stats.get("disk_total"))
 
 
+# How long a migration or save that libvirt dropped waits for QEMU's word on its end.
+QEMU_VERDICT_WAIT = 1.0
+
+
 class DomainJobs(Migrations):
     """Domain jobs (save, dump, migration, backup...) from jobStats, JOB_COMPLETED
     and the completed statistics libvirt keeps; and the restore no job API shows."""
@@ -84,6 +94,23 @@ class DomainJobs(Migrations):
             ):
                 return t
         return None
+
+    def _awaits_qemu_verdict(self, t: Track, d: DomainInfo, at: float) -> bool:
+        """A migration or save gone from libvirt with no statistics kept (cancelled or
+        failed): QEMU's MIGRATION event says which, and can come a moment after libvirt
+        has dropped the job (a destination's daemon killed: 1 ms after). Waited for
+        QEMU_VERDICT_WAIT where this connection receives QEMU's events (tick ends the
+        wait, as for any job gone without a word)."""
+        if (
+            t.hint is not None
+            or d.host not in self.qemu_event_hosts
+            or t.job.type not in (JobType.MIGRATION_OUT, JobType.SAVE)
+        ):
+            return False
+        if t.gone_since is None:
+            t.gone_since = at - DOMAIN_GONE_GRACE + QEMU_VERDICT_WAIT
+            t.gone_why = "libvirt kept no final statistics"
+        return True
 
     def _apply_domain_job(self, d: DomainInfo, s: DomainSample) -> None:
         track = self._active_domain_job(d)
@@ -125,6 +152,8 @@ class DomainJobs(Migrations):
                     # The domain stopped under the job, and the lifecycle event that says
                     # how (destroyed, crashed) may still be on its way: wait for it.
                     track.gone_since = track.gone_since or s.taken
+                    track = None
+                elif self._awaits_qemu_verdict(track, d, s.taken):
                     track = None
                 else:
                     self._vanished(track, s.taken, "libvirt kept no final statistics")

@@ -14,7 +14,13 @@ from typing import NamedTuple
 import libvirt
 
 from jobtui.engine import events as ev
-from jobtui.engine.registry.book import GONE_GRACE, DomainId, Track, TrackId
+from jobtui.engine.registry.book import (
+    DOMAIN_GONE_GRACE,
+    GONE_GRACE,
+    DomainId,
+    Track,
+    TrackId,
+)
 from jobtui.engine.registry.lifecycle import PAUSE_DEBOUNCE, Lifecycle
 from jobtui.engine.sample import DiskInfo, DomainSample
 from jobtui.model import (
@@ -120,8 +126,7 @@ class Registry(Lifecycle):
     def tick(self, now: float) -> None:
         self._linger_creates(now)
         for t in list(self.active.values()):
-            # A domain job's end is read from the kept stats by the next poll; allow it longer.
-            grace = GONE_GRACE if t.disk else 5 * GONE_GRACE
+            grace = GONE_GRACE if t.disk else DOMAIN_GONE_GRACE
             if t.gone_since is not None and now - t.gone_since > grace:
                 if t.awaiting_source:
                     self._conclude_incoming(t, now, self._peer_job(t.job))

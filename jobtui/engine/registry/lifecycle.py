@@ -174,6 +174,11 @@ class Lifecycle(BlockJobs):
                     t.hint = (JobState.FAILED, "QEMU reports the migration failed")
                 elif status == "completed" and t.job.type is JobType.MIGRATION_IN:
                     t.hint = (JobState.COMPLETED, "QEMU reports the migration completed")
+            elif t is not None and t.job.type is JobType.SAVE and status in ("cancelled", "failed"):
+                # A save is QEMU's migration stream into a file; libvirt keeps no
+                # statistics of a cancelled or failed one.
+                state = JobState.ABORTED if status == "cancelled" else JobState.FAILED
+                t.hint = (state, f"QEMU reports the save {status}")
             self._poke(DomainId(e.host, e.uuid))
             return
         if e.name == "DUMP_COMPLETED":
