@@ -79,6 +79,16 @@ def one(jobs: list[dict[str, Any]], domain: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
+def plug_disk(dom: libvirt.virDomain, target: str, path: Path) -> Path:
+    """A new image hot-plugged on the domain's virtio-scsi bus, as `virsh attach-disk` does."""
+    image = create_image(path, 96, data_mib=32)
+    dom.attachDevice(
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        f"<source file='{image}'/><target dev='{target}' bus='scsi'/></disk>"
+    )
+    return image
+
+
 def orphan_under_watch(
     daemon: PrivateDaemon, history: Path, domains: Domains, watches: list[Watch], tmp: Path
 ) -> tuple[libvirt.virDomain, str]:
@@ -183,11 +193,7 @@ def test_a_copy_on_a_disk_plugged_in_under_a_read_only_watch_is_seen(
     watch = Watch(cli_argv(daemon, history, "-r", "watch"))
     watches.append(watch)
     time.sleep(2.0)  # connected, listed, the domain's XML read (one disk, sda)
-    plugged = create_image(tmp_path / "plugged.qcow2", 96, data_mib=32)
-    dom.attachDevice(
-        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
-        f"<source file='{plugged}'/><target dev='sdb' bus='scsi'/></disk>"
-    )
+    plug_disk(dom, "sdb", tmp_path / "plugged.qcow2")
     start_copy(dom, "sdb", tmp_path / "plugged-copy.qcow2", bandwidth=1 * MiB)
     watch.wait_for(lambda x: f"{dom.name()} copy-sdb: new -> running" in x, 20)
     dom.blockJobAbort("sdb", 0)
@@ -204,11 +210,7 @@ def test_a_new_copy_on_a_disk_plugged_in_again_is_not_the_orphan(
     watch = Watch(cli_argv(daemon, history, "watch"))
     watches.append(watch)
     time.sleep(2.0)  # connected, listed, the kept orphan adopted
-    fresh = create_image(tmp_path / "replug.qcow2", 96, data_mib=32)
-    dom.attachDevice(
-        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
-        f"<source file='{fresh}'/><target dev='sda' bus='scsi'/></disk>"
-    )
+    fresh = plug_disk(dom, "sda", tmp_path / "replug.qcow2")
     start_copy(dom, "sda", tmp_path / "replug-copy.qcow2", bandwidth=1 * MiB)
     watch.wait_for(lambda x: f"{name} copy-sda: new -> running" in x, 20)
     watch.wait_for(lambda x: f"{name} qemu-{qid}: new -> orphaned" in x, 20)
