@@ -562,3 +562,13 @@ def test_abort_asks_on_a_terminal_and_no_is_the_default(
     assert term.wait() == 0
     assert b"aborting pull-vda" in term.screen
     wait_until(lambda: not dom.blockJobInfo("vda", 0), 10, "the pull gone")
+
+
+def test_a_control_commands_answer_names_an_odd_domain_printably(
+    daemon: PrivateDaemon, domains: Domains, history: Path
+) -> None:
+    # libvirt takes a tab in a domain name; the answer to `abort` names the domain.
+    dom = domains.new("tab\there", {"vda": domains.chain("tab", 2)})
+    start_pull(dom, "vda", 1 * MiB)
+    out = ok(run_cli(daemon, history, "abort", dom.name(), "pull-vda", "--yes"))
+    assert "\t" not in out and f"on tab\\there-{dom.name()[-4:]}" in out, out

@@ -58,5 +58,5 @@ def run_control(args: argparse.Namespace) -> int:
             raise CliError(REFUSED, str(err)) from None
         if op in (ControlOp.ABORT, ControlOp.FINALIZE):
             ended.wait(min(args.wait, OUTCOME_WAIT))
-    print(message)
+    print(printable(message))  # it names the domain, which may hold a tab or an ESC
     return OK
