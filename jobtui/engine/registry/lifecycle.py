@@ -209,6 +209,8 @@ class Lifecycle(BlockJobs):
             )
             if t is not None and (t.job.qemu_only or t.job.state is JobState.ORPHANED):
                 t.hint = qemu_outcome(e.name, error, t.job)  # libvirt will send no word
+            elif e.name == "BLOCK_JOB_CANCELLED":
+                return  # libvirt's own event follows and says it: no extra poll now
             elif t is not None and error:
                 t.qemu_error = error  # libvirt's failed event that follows has no text
             elif error and disk:
