@@ -3,6 +3,7 @@ whose RAM is full of real data, and the finished-job history."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import libvirt
@@ -14,7 +15,7 @@ from jobtui import jobxml
 from jobtui.engine.history import History
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import DiskSpec, Lab, MiB
-from jobtui.model import ControlOp, JobControlError, JobState, JobType
+from jobtui.model import ControlOp, DomainChanged, JobControlError, JobState, JobType
 
 
 @pytest.fixture
@@ -202,3 +203,34 @@ def test_history_survives_restart_and_dismiss(lab: Lab, domname: str, tmp_path) 
         m2.stop()
     with History(path) as h:
         assert all(j.key != done.key for j in h.jobs())
+
+
+def test_an_internal_snapshot_is_a_snapshot_job_not_a_stuck_domain(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    """libvirt shows an internal snapshot through no API: jobStats waits for all of it
+    and then reports no job (engine/registry/snapshot.py). jobtui shows a snapshot job."""
+    dom = lab.filled_domain(domname, 1024, disks=[DiskSpec("vda", lab.image(domname, 2048, 0))])
+    stream = Stream(monitor)
+    done: list[BaseException | None] = []
+
+    def take() -> None:
+        try:
+            dom.snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+            done.append(None)
+        except libvirt.libvirtError as err:
+            done.append(err)
+
+    t0 = time.time()
+    bg = threading.Thread(target=take)
+    bg.start()
+    job = stream.wait_state(domname, "snapshot", JobState.RUNNING, 30)
+    assert job.type is JobType.SNAPSHOT and job.started >= t0 - 1
+    bg.join(120)
+    assert done == [None] and dom.snapshotListNames() == ["s1"]
+    end = stream.wait_state(domname, "snapshot", JobState.COMPLETED, 30)
+    assert end.message == "QEMU reports the guest's state saved"
+    # Its calls waited for the snapshot: that was the job, not a domain that hung.
+    assert all(d.responsive for d in monitor.domains() if d.name == domname)
+    changes = [e.domain for e in stream.all if isinstance(e, DomainChanged)]
+    assert all(d.responsive for d in changes if d.name == domname)

@@ -360,3 +360,24 @@ def test_a_migration_libvirt_dropped_waits_a_moment_for_qemus_word_on_how_it_end
             assert transitions(reg) == []
             reg.tick(t0 + 2.5)
             assert transitions(reg) == [("running", "unknown")]
+
+
+def test_a_poll_slow_to_show_a_save_takes_back_the_snapshot_it_was_taken_for() -> None:
+    # A save by another client starts QEMU's stream before the poll finds the job; were
+    # that poll held over a second (a loaded host), the stream and the wait look like
+    # QEMU's savevm. The poll's answer (a save) takes the guess back.
+    from jobtui.model import JobDismissed
+
+    reg = Registry({HOST})
+    t0 = 11000.0
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, completed_stats={}))
+    reg.apply_event(ev.MigrationIterationEv(HOST, UID, "m1", t0 + 1, iteration=1))
+    assert not reg.poll_held(HOST, UID, 0.4, t0 + 1.4)  # not long enough yet
+    assert reg.poll_held(HOST, UID, 1.2, t0 + 2.2)
+    assert transitions(reg) == [(None, "running")]
+    save = {"type": 2, "operation": 2, "time_elapsed": 1500,
+            "memory_total": 192 * MiB, "memory_processed": 64 * MiB}  # fmt: skip
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "paused", t0 + 1.1, job_stats=save))
+    out, _fin = reg.drain()
+    assert [e.key.name for e in out if isinstance(e, JobDismissed)] == ["snapshot"]
+    assert [t.job.name for t in reg.active.values()] == ["save"]

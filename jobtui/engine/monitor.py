@@ -476,6 +476,8 @@ class JobMonitor(Controls):
                 running[slot.host].append(since)
             # Back to responsive only when a full sample answers (Registry.apply_sample):
             # a call that gave up after libvirt's 30 s lock wait proves nothing.
+            if self._reg.poll_held(slot.host, slot.uuid, mono - since, time.time()):
+                continue  # QEMU's savevm holds the monitor: shown as its snapshot job
             if mono - since > self.stuck_after and self._reg.is_responsive(slot.host, slot.uuid):
                 self._reg.set_responsive(slot.host, slot.uuid, False)
         for uri, starts in running.items():

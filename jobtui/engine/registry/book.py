@@ -121,6 +121,10 @@ class DomainInfo:
     # When QEMU began taking in a migration stream while the domain was off: a
     # restore, or a migration-in until STARTED/MIGRATED says so.
     stream_in: float | None = None
+    # When QEMU began sending a migration stream while the domain ran with no job
+    # libvirt reported: a save or migration the next poll shows, or an internal
+    # snapshot (QEMU's savevm), which no libvirt API shows (snapshot.py).
+    stream_out: float | None = None
     domain_id: int = -1  # libvirt's id of the running QEMU (changes with every start)
     full_once: bool = False  # a full sample (QEMU asked) has been applied
     first_full: float | None = None  # when the first full sample applied was taken

@@ -21,7 +21,8 @@ from jobtui.engine.registry.book import (
     Track,
     TrackId,
 )
-from jobtui.engine.registry.lifecycle import PAUSE_DEBOUNCE, Lifecycle
+from jobtui.engine.registry.lifecycle import PAUSE_DEBOUNCE
+from jobtui.engine.registry.snapshot import Snapshots
 from jobtui.engine.sample import DiskInfo, DomainSample
 from jobtui.model import (
     Domain,
@@ -46,7 +47,7 @@ class PollPlan(NamedTuple):
     qemu_events: bool  # the host's connection receives QEMU's job events
 
 
-class Registry(Lifecycle):
+class Registry(Snapshots):
     """What the monitor (and the tests) use: samples and events in, events out."""
 
     def apply_sample(self, host: str, s: DomainSample) -> None:
@@ -78,7 +79,8 @@ class Registry(Lifecycle):
         if d.first_full is None:
             d.first_full = s.taken
         self.set_responsive(host, s.uuid, True)
-        self._apply_domain_job(d, s)
+        if not self._savevm_sample(d, s):
+            self._apply_domain_job(d, s)
         self._apply_block_jobs(d, s)
         if s.qemu_jobs is not None:
             self._reconcile_qemu(d, s, s.qemu_jobs)
@@ -100,6 +102,8 @@ class Registry(Lifecycle):
                 stats = dict(t.job.stats)
                 stats["memory_iteration"] = e.iteration
                 self._update(t, e.time, stats=FrozenMap(stats))
+            else:
+                self._stream_out(d, e.time)
             self._poke(DomainId(e.host, e.uuid))
         elif isinstance(e, ev.LifecycleEv):
             did = DomainId(e.host, e.uuid)

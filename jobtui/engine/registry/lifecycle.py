@@ -163,6 +163,9 @@ class Lifecycle(BlockJobs):
                 # A domain that was off takes in a migration stream: a restore or
                 # a migration-in. The next poll tells (_restore_begun).
                 d.stream_in = e.time
+            elif t is None and status in ("setup", "active") and d.stream_out is None:
+                if d.state in ACTIVE_STATES and not d.starting_up:
+                    d.stream_out = e.time  # a job the poll shows, or a savevm (snapshot.py)
             elif t is not None and t.job.type is JobType.RESTORE and status == "failed":
                 t.hint = (JobState.FAILED, "QEMU reports the restore failed")
             elif t is not None and t.job.type.is_migration:
@@ -174,6 +177,10 @@ class Lifecycle(BlockJobs):
                     t.hint = (JobState.FAILED, "QEMU reports the migration failed")
                 elif status == "completed" and t.job.type is JobType.MIGRATION_IN:
                     t.hint = (JobState.COMPLETED, "QEMU reports the migration completed")
+            elif t is not None and t.job.type is JobType.SNAPSHOT and status == "completed":
+                t.hint = (JobState.COMPLETED, "QEMU reports the guest's state saved")
+            elif t is not None and t.job.type is JobType.SNAPSHOT and status == "failed":
+                t.hint = (JobState.FAILED, "QEMU reports saving the guest's state failed")
             elif t is not None and t.job.type is JobType.SAVE and status in ("cancelled", "failed"):
                 # A save is QEMU's migration stream into a file; libvirt keeps no
                 # statistics of a cancelled or failed one.

@@ -1,0 +1,87 @@
+"""The internal snapshot: a domain job no libvirt API shows.
+
+`virsh snapshot-create-as DOM` on a running domain with qcow2 disks has QEMU save the
+guest's memory into a disk image (`savevm`). libvirt 9.0 runs it as an async job but
+holds the domain's monitor for all of it: `jobStats` waits until it is over, then says
+there was no job; no `JOB_COMPLETED` follows, and no statistics are kept. Measured with
+a 1 GiB guest: a 2.5-4.8 s snapshot, `jobStats` blocked for all of it, the domain paused
+with reason `save`.
+
+What does show: QEMU's migration stream (libvirt's `MIGRATION_ITERATION` event, QEMU's
+own `MIGRATION` events) begins while libvirt reports no domain job, and the poll that
+asks for one does not answer. A save, a dump or a migration would have answered (their
+`jobStats` returns at once), and a stopped QEMU sends no stream events: together the two
+mean QEMU's savevm. The engine then shows a `snapshot` job (no figures: QEMU gives none)
+instead of calling the domain stuck, and ends it when the domain answers again, as QEMU's
+`MIGRATION` event said (`completed`, `failed`) or else `unknown`.
+"""
+
+from __future__ import annotations
+
+from jobtui.engine.registry.book import DomainId, DomainInfo, Track, TrackId
+from jobtui.engine.registry.lifecycle import Lifecycle
+from jobtui.engine.sample import ACTIVE_STATES, DomainSample
+from jobtui.model import JobDismissed, JobState, JobType
+
+# A poll that has not answered this long while the stream runs: QEMU's savevm.
+SAVEVM_AFTER = 1.0
+
+SAVED_BY = "saved-by"
+SAVEVM = "QEMU savevm (internal snapshot)"
+
+
+def is_savevm(t: Track) -> bool:
+    return t.job.type is JobType.SNAPSHOT and t.job.config.get(SAVED_BY) == SAVEVM
+
+
+class Snapshots(Lifecycle):
+    def _stream_out(self, d: DomainInfo, at: float) -> None:
+        """QEMU sends a migration stream: noted if libvirt reports no job for it."""
+        if d.stream_out is None and d.state in ACTIVE_STATES and not d.starting_up:
+            d.stream_out = at
+
+    def poll_held(self, host: str, uuid: str, held: float, at: float) -> bool:
+        """The domain's poll has not answered for `held` seconds. True when that is an
+        internal snapshot (shown as its job), not a domain that does not answer."""
+        d = self.domains.get(DomainId(host, uuid))
+        if d is None or d.stream_out is None:
+            return False
+        t = self._active_domain_job(d)
+        if t is not None:
+            return is_savevm(t)
+        if held < SAVEVM_AFTER:
+            return False
+        t = self._new(d, "snapshot", JobType.SNAPSHOT, d.stream_out,
+                      config={SAVED_BY: SAVEVM}, at=at)  # fmt: skip
+        self._update(
+            t,
+            at,
+            message="QEMU saves the guest's state into the disk images; libvirt reports "
+            "no progress for an internal snapshot and its other calls wait for it",
+        )
+        return True
+
+    def _savevm_sample(self, d: DomainInfo, s: DomainSample) -> bool:
+        """A full sample after the stream began: an internal snapshot it shows ended
+        (True: the sample said all there is about domain jobs)."""
+        t = self._active_domain_job(d)
+        if s.job_stats or s.incoming:
+            d.stream_out = None
+            if t is not None and is_savevm(t):
+                # A slow poll, and libvirt does report the stream's job (a save, a
+                # migration): the guess was wrong, and that row never was a job.
+                self.active.pop(TrackId.of(t.job), None)
+                self.out.append(JobDismissed(t.job.key))
+            return False  # libvirt reports a job: not QEMU's savevm
+        if t is None or not is_savevm(t):
+            if t is None:
+                d.stream_out = None
+            return False
+        d.stream_out = None
+        state, why = t.hint or (
+            JobState.UNKNOWN,
+            "over; libvirt says nothing of how an internal snapshot ended "
+            "(`virsh snapshot-list` shows whether it was taken)",
+        )
+        self._set_state(t, state, s.answered, message=why)
+        return True
