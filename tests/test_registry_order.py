@@ -381,3 +381,34 @@ def test_a_poll_slow_to_show_a_save_takes_back_the_snapshot_it_was_taken_for() -
     out, _fin = reg.drain()
     assert [e.key.name for e in out if isinstance(e, JobDismissed)] == ["snapshot"]
     assert [t.job.name for t in reg.active.values()] == ["save"]
+
+
+def test_a_savevm_over_before_a_poll_showed_it_is_kept_unless_libvirt_names_the_stream() -> None:
+    # A small guest's internal snapshot lasts ~80 ms: the poll QEMU's stream woke waits
+    # for it (held), then libvirt reports no job. Kept as a finished snapshot a moment
+    # later, unless a JOB_COMPLETED says the stream was a dump (or save, or migration).
+    for dump in (False, True):
+        reg = Registry({HOST})
+        t0 = 12000.0
+        reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, completed_stats={}))
+        reg.apply_event(ev.QemuEv(HOST, UID, "m1", t0 + 1, name="MIGRATION",
+                                  details=(("status", "setup"),)))  # fmt: skip
+        reg.apply_event(ev.QemuEv(HOST, UID, "m1", t0 + 1.08, name="MIGRATION",
+                                  details=(("status", "completed"),)))  # fmt: skip
+        held = DomainSample(UID, "m1", "running", t0 + 1.001, answered=t0 + 1.081,
+                            longest_call=0.08)  # fmt: skip
+        reg.apply_sample(HOST, held)
+        if dump:
+            stats = {"operation": 8, "time_elapsed": 80, "memory_total": 64 * MiB}
+            reg.apply_event(ev.JobCompletedEv(HOST, UID, "m1", t0 + 1.09,
+                                              params=tuple(stats.items())))  # fmt: skip
+        reg.tick(t0 + 1.5)
+        assert transitions(reg) == ([(None, "running"), ("running", "completed")] if dump else [])
+        reg.tick(t0 + 2.2)
+        if dump:
+            assert transitions(reg) == [] and [j.name for j in reg.finished.values()] == ["dump"]
+        else:
+            assert transitions(reg) == [(None, "running"), ("running", "completed")]
+            (job,) = reg.finished.values()
+            assert (job.name, job.started, job.finished) == ("snapshot", t0 + 1, t0 + 1.081)
+            assert job.message.startswith("QEMU reports the guest's state saved")

@@ -125,6 +125,10 @@ class DomainInfo:
     # libvirt reported: a save or migration the next poll shows, or an internal
     # snapshot (QEMU's savevm), which no libvirt API shows (snapshot.py).
     stream_out: float | None = None
+    stream_verdict: str = ""  # QEMU's last MIGRATION status for that stream
+    # A savevm over before a poll could show it: (began, ended), recorded by tick
+    # unless libvirt reports a job of that stream after all (snapshot.py).
+    savevm_done: tuple[float, float] | None = None
     domain_id: int = -1  # libvirt's id of the running QEMU (changes with every start)
     full_once: bool = False  # a full sample (QEMU asked) has been applied
     first_full: float | None = None  # when the first full sample applied was taken
@@ -180,6 +184,7 @@ class Book:
         self.newly_finished: list[Job] = []
         # History records to drop: an orphan renamed (Limbo._set_aside) is kept anew.
         self.forgotten: list[JobKey] = []
+        self.savevm_pending: set[DomainId] = set()  # DomainInfo.savevm_done is set
         self.pokes: set[DomainId] = set()  # domains to poll now
         self.pending_creates: dict[TrackId, tuple[float, str, str]] = {}
         # QEMU's error for a block job that ended before it had a track (it started and

@@ -129,6 +129,7 @@ class Registry(Snapshots):
 
     def tick(self, now: float) -> None:
         self._linger_creates(now)
+        self._savevm_tick(now)
         for t in list(self.active.values()):
             grace = GONE_GRACE if t.disk else DOMAIN_GONE_GRACE
             if t.gone_since is not None and now - t.gone_since > grace:

@@ -166,6 +166,9 @@ class Lifecycle(BlockJobs):
             elif t is None and status in ("setup", "active") and d.stream_out is None:
                 if d.state in ACTIVE_STATES and not d.starting_up:
                     d.stream_out = e.time  # a job the poll shows, or a savevm (snapshot.py)
+                    d.stream_verdict = ""
+            elif t is None and d.stream_out is not None:
+                d.stream_verdict = status
             elif t is not None and t.job.type is JobType.RESTORE and status == "failed":
                 t.hint = (JobState.FAILED, "QEMU reports the restore failed")
             elif t is not None and t.job.type.is_migration:
