@@ -145,6 +145,12 @@ class Lifecycle(BlockJobs):
             else:
                 self._vanished(t, e.time, f"its disk {disk} was unplugged")
 
+    def _stream_out(self, d: DomainInfo, at: float) -> None:
+        """QEMU sends a migration stream and libvirt reports no job for it (yet): one
+        the next poll shows, or QEMU's savevm, which no poll shows (snapshot.py)."""
+        if d.stream_out is None and d.state in ACTIVE_STATES and not d.starting_up:
+            d.stream_out, d.stream_verdict = at, ""
+
     def _qemu_event(self, e: ev.QemuEv) -> None:
         d = self._domain(e.host, e.uuid, e.domain)
         if e.name == "MIGRATION":
@@ -164,11 +170,11 @@ class Lifecycle(BlockJobs):
                 # a migration-in. The next poll tells (_restore_begun).
                 d.stream_in = e.time
             elif t is None and status in ("setup", "active") and d.stream_out is None:
-                if d.state in ACTIVE_STATES and not d.starting_up:
-                    d.stream_out = e.time  # a job the poll shows, or a savevm (snapshot.py)
-                    d.stream_verdict = ""
-            elif t is None and d.stream_out is not None:
-                d.stream_verdict = status
+                self._stream_out(d, e.time)
+            elif (t is None and d.stream_out is not None) or (
+                t is not None and t.job.type is JobType.SNAPSHOT
+            ):
+                d.stream_verdict = status  # how QEMU's savevm went (snapshot.py)
             elif t is not None and t.job.type is JobType.RESTORE and status == "failed":
                 t.hint = (JobState.FAILED, "QEMU reports the restore failed")
             elif t is not None and t.job.type.is_migration:
@@ -180,10 +186,6 @@ class Lifecycle(BlockJobs):
                     t.hint = (JobState.FAILED, "QEMU reports the migration failed")
                 elif status == "completed" and t.job.type is JobType.MIGRATION_IN:
                     t.hint = (JobState.COMPLETED, "QEMU reports the migration completed")
-            elif t is not None and t.job.type is JobType.SNAPSHOT and status == "completed":
-                t.hint = (JobState.COMPLETED, "QEMU reports the guest's state saved")
-            elif t is not None and t.job.type is JobType.SNAPSHOT and status == "failed":
-                t.hint = (JobState.FAILED, "QEMU reports saving the guest's state failed")
             elif t is not None and t.job.type is JobType.SAVE and status in ("cancelled", "failed"):
                 # A save is QEMU's migration stream into a file; libvirt keeps no
                 # statistics of a cancelled or failed one.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from jobtui.engine.registry.book import DomainId, DomainInfo, Track, TrackId
 from jobtui.engine.registry.lifecycle import Lifecycle
-from jobtui.engine.sample import ACTIVE_STATES, DomainSample
+from jobtui.engine.sample import DomainSample
 from jobtui.model import JobDismissed, JobState, JobType
 
 # A poll that has not answered this long while the stream runs: QEMU's savevm.
@@ -41,11 +41,6 @@ def is_savevm(t: Track) -> bool:
 
 
 class Snapshots(Lifecycle):
-    def _stream_out(self, d: DomainInfo, at: float) -> None:
-        """QEMU sends a migration stream: noted if libvirt reports no job for it."""
-        if d.stream_out is None and d.state in ACTIVE_STATES and not d.starting_up:
-            d.stream_out = at
-
     def poll_held(self, host: str, uuid: str, held: float, at: float) -> bool:
         """The domain's poll has not answered for `held` seconds. True when that is an
         internal snapshot (shown as its job), not a domain that does not answer."""
@@ -90,7 +85,7 @@ class Snapshots(Lifecycle):
                 d.stream_out = None
             return False
         d.stream_out = None
-        state, why = self._savevm_verdict(t, d)
+        state, why = _verdict(d.stream_verdict)
         self._set_state(t, state, s.answered, message=why)
         return True
 
@@ -111,9 +106,6 @@ class Snapshots(Lifecycle):
                           config={SAVED_BY: SAVEVM}, at=began)  # fmt: skip
             state, why = _verdict(d.stream_verdict)
             self._set_state(t, state, ended, message=f"{why}; it ended between two polls")
-
-    def _savevm_verdict(self, t: Track, d: DomainInfo) -> tuple[JobState, str]:
-        return t.hint or _verdict(d.stream_verdict)
 
 
 def _verdict(status: str) -> tuple[JobState, str]:
