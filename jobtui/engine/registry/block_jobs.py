@@ -11,7 +11,7 @@ from typing import Any
 
 from jobtui.engine import events as ev
 from jobtui.engine.registry.book import DomainId, DomainInfo, Track, TrackId
-from jobtui.engine.registry.limbo import Limbo
+from jobtui.engine.registry.limbo import Limbo, beyond_libvirt
 from jobtui.engine.sample import (
     BLOCK_TYPES,
     DomainSample,
@@ -58,7 +58,7 @@ class BlockJobs(Limbo):
                 continue
             name = block_job_name(typ, disk)
             t = by_disk.pop(disk, None)
-            if t is not None and (t.job.state is JobState.ORPHANED or t.job.qemu_only):
+            if t is not None and beyond_libvirt(t):
                 self._set_aside(t, s.taken)  # libvirt sees this job: not the orphan
                 t = None
             if t is not None and t.job.name != name:
@@ -162,7 +162,7 @@ class BlockJobs(Limbo):
             return
         name = block_job_name(typ, e.disk)
         t = self.active.get(TrackId(e.host, e.uuid, name))
-        if t is not None and (t.job.state is JobState.ORPHANED or t.job.qemu_only):
+        if t is not None and beyond_libvirt(t):
             self._set_aside(t, e.time)  # libvirt's event is never about a job it cannot see
             t = None
         if t is None and typ is JobType.BLOCK_COPY:

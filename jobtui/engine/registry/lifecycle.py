@@ -19,6 +19,7 @@ from jobtui.engine import events as ev
 from jobtui.engine.qemu_jobs import parse_qemu_job_id
 from jobtui.engine.registry.block_jobs import BlockJobs
 from jobtui.engine.registry.book import DomainId, DomainInfo, TrackId
+from jobtui.engine.registry.limbo import beyond_libvirt
 from jobtui.engine.sample import (
     ACTIVE_STATES,
     domain_job_name,
@@ -219,7 +220,7 @@ class Lifecycle(BlockJobs):
             t = next((x for x in tracks if x.job.qemu_id == qid), None) or next(
                 (x for x in tracks if disk and x.disk == disk), None
             )
-            if t is not None and (t.job.qemu_only or t.job.state is JobState.ORPHANED):
+            if t is not None and beyond_libvirt(t):
                 t.hint = qemu_outcome(e.name, error, t.job)  # libvirt will send no word
             elif e.name == "BLOCK_JOB_CANCELLED":
                 return  # libvirt's own event follows and says it: no extra poll now

@@ -53,6 +53,11 @@ MIRROR_TYPES = {"copy": JobType.BLOCK_COPY, "active-commit": JobType.BLOCK_COMMI
 CONFIRM_FLAG = "--allow-qemu-monitor"
 
 
+def beyond_libvirt(t: Track) -> bool:
+    """A job libvirt cannot see: an orphan, or one only QEMU's job list shows."""
+    return t.job.state is JobState.ORPHANED or t.job.qemu_only
+
+
 def _clock(epoch: float | None) -> str:
     if epoch is None:
         return "an unknown time"
@@ -263,7 +268,7 @@ class Limbo(DomainJobs):
         t = next((x for x in self._tracks_of(d.host, d.uuid) if x.job.qemu_id == q.id), None)
         if t is None:
             t = self.active.get(TrackId(d.host, d.uuid, name))
-            if t is not None and t.job.state is not JobState.ORPHANED and not t.job.qemu_only:
+            if t is not None and not beyond_libvirt(t):
                 # The name is a job's that libvirt sees: this one goes by its QEMU id.
                 name, t = f"qemu-{q.id}", None
         if t is None:
