@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt
 import pytest
 from enginetools import Stream
 from labtools import wait_until
@@ -341,6 +343,71 @@ def test_never_converging_migration_is_flagged_stalled(hosts: TwoHosts, name: st
         end = stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
         assert not end.stalled
         assert dom.isActive()
+
+
+def test_migration_whose_destination_stops_is_stuck_then_moves_again(
+    hosts: TwoHosts, name: str
+) -> None:
+    """The destination's QEMU stopped (SIGSTOP): the source's QEMU sends nothing
+    and says nothing (its migration stays "active"). The engine flags it stuck
+    once no byte moved for `frozen_after`, and the flag goes when bytes move again."""
+    dom = hosts.filled_guest(name, 256)
+    with watching(hosts, frozen_after=3.0) as (m, stream):
+        hosts.start_migration(dom, bandwidth_mib=16)
+        out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        pid = wait_until(lambda: hosts.b.qemu_pids().get(name), 10, "the destination's QEMU")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stuck = wait_until(
+                lambda: (j := job_on(m, hosts.uri_a, name, "migration-out")) and j.stalled and j,
+                30,
+                "the migration flagged stuck",
+            )
+            assert stuck.state is JobState.RUNNING
+            assert stuck.message.startswith("stuck: nothing sent for "), stuck.message
+            assert stuck.message.endswith("the destination takes no data")
+            # What libvirt says meanwhile: the migration runs and moves nothing.
+            before = dom.jobStats()
+            time.sleep(1.0)
+            after = dom.jobStats()
+            assert before["type"] == after["type"] == libvirt.VIR_DOMAIN_JOB_UNBOUNDED
+            assert before["data_processed"] == after["data_processed"]
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        moving = wait_until(
+            lambda: (j := job_on(m, hosts.uri_a, name, "migration-out")) and not j.stalled and j,
+            30,
+            "the flag gone once bytes move",
+        )
+        assert moving.state.active and moving.message == ""
+        m.control(out.key, ControlOp.ABORT)
+        stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
+        assert dom.isActive()
+
+
+def test_copy_that_stops_moving_is_stuck_then_clears() -> None:
+    """The block side of "nothing moves", on the registry alone: a copy whose
+    target stops taking writes keeps reading the same cur from blockJobInfo."""
+    reg = Registry(stall_after=600.0, frozen_after=5.0)
+    host, uid = "qemu:///x", "00000000-0000-4000-8000-000000000002"
+
+    def sample(at: float, cur: int) -> Job:
+        info = {"type": 2, "bandwidth": 0, "cur": cur, "end": 64 * MiB}
+        reg.apply_sample(
+            host, DomainSample(uid, "d2", "running", at, disks=(), block={"vda": info})
+        )
+        return next(t.job for t in reg.active.values())
+
+    t0 = 2000.0
+    for i in range(4):
+        assert not sample(t0 + i, i * MiB).stalled
+    for i in range(4, 9):  # stuck at 3 MiB from t0+3
+        job = sample(t0 + i, 3 * MiB)
+    assert job.stalled and job.state is JobState.RUNNING
+    assert job.message == "stuck: the copy has not moved for 5 s (at 3.0 MiB of 64.0 MiB)"
+    job = sample(t0 + 9, 4 * MiB)
+    assert not job.stalled and job.message == ""
 
 
 def test_storage_migration_folds_its_copy_job(hosts: TwoHosts, name: str) -> None:

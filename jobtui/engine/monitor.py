@@ -85,13 +85,15 @@ class JobMonitor(Controls):
         keepalive: tuple[int, int] = (2, 3),
         stall_after: float = 150.0,
         stall_passes: int = 10,
+        frozen_after: float = 30.0,
         only_domains: Collection[str] | None = None,
         early: EarlyOpen | None = None,
         ends_with_process: bool = False,
     ) -> None:
         """`stall_after` (seconds) and `stall_passes`: a job whose remaining data has
         not shrunk for that long, or a migration whose last `stall_passes` passes
-        did not start with less to send, is flagged stalled. `early`: connections
+        did not start with less to send, is flagged stalled; so is one that moves no
+        byte at all for `frozen_after` seconds. `early`: connections
         opened and listed before the engine was built, adopted as its first.
         `ends_with_process`: the process ends when this engine stops (the `jobtui`
         commands, the TUI's among them): see stop()."""
@@ -123,6 +125,7 @@ class JobMonitor(Controls):
         self._reg = Registry(
             stall_after=stall_after,
             stall_passes=stall_passes,
+            frozen_after=frozen_after,
             qemu_monitor=self.options.allow_qemu_monitor,
         )
         self._lock = threading.RLock()  # guards the snapshots readers see

@@ -160,6 +160,7 @@ class Book:
         *,
         stall_after: float = 150.0,
         stall_passes: int = 10,
+        frozen_after: float = 30.0,
         qemu_monitor: bool = False,
     ) -> None:
         # The user allowed asking QEMU's monitor (which taints the domain).
@@ -169,10 +170,14 @@ class Book:
         # passes did not start with less to send, is flagged stalled.
         self.stall_after = stall_after
         self.stall_passes = stall_passes
+        # A running job that moves no byte at all for frozen_after seconds is
+        # stalled sooner: nothing is being sent (a stopped peer QEMU, a dead link).
+        self.frozen_after = frozen_after
         # The latest migration job per (domain uuid, host, type): the two sides
         # of one migration find each other here, also after one side ended.
         self.migrations: dict[MigrationId, Job] = {}
         self.domains: dict[DomainId, DomainInfo] = {}
+        self.lost_at: dict[str, float] = {}  # hosts whose connection is down, since when
         self.active: dict[TrackId, Track] = {}
         self.finished: dict[JobKey, Job] = {}
         self.removed: dict[DomainId, float] = {}  # when each domain went
@@ -347,6 +352,7 @@ class Book:
 
     def host_lost(self, host: str) -> None:
         """The connection is gone: every figure of the host's jobs is now old."""
+        self.lost_at[host] = time.time()
         for k, t in list(self.active.items()):
             if k.host == host:
                 self._mark_stale(t)

@@ -242,6 +242,7 @@ class Registry(Snapshots):
 
     def host_up(self, host: str, *, qemu_events: bool) -> None:
         """A (re)connected host: its domains' XML and kept statistics are read afresh."""
+        self.lost_at.pop(host, None)
         if qemu_events:
             self.qemu_event_hosts.add(host)
         else:

@@ -63,6 +63,17 @@ class Convergence:
     progress_at: float = 0.0  # when a pass last started lower (by PASS_MARGIN)
     passes_since: int = 0  # passes begun since then
     shrinking: bool | None = None  # did this pass start with less than the best before?
+    sent: int | None = None  # bytes moved in all (a migration's data_processed, a copy's cur)
+    sent_at: float = 0.0  # when that last changed
+
+    def moved(self, at: float, sent: int | None) -> None:
+        if sent is not None and sent != self.sent:
+            self.sent, self.sent_at = sent, at
+
+    def frozen(self, now: float, after: float) -> float:
+        """Seconds no byte moved, once that is at least `after` (else 0)."""
+        idle = now - self.sent_at if self.sent is not None else 0.0
+        return idle if idle >= after else 0.0
 
     def observe(self, at: float, remaining: int, pass_no: int) -> None:
         if pass_no > self.pass_no:
@@ -119,6 +130,15 @@ class Migrations(Book):
         return super()._domain(host, uuid, name)
 
     def _set_state(self, t: Track, new: JobState, at: float, **changes: Any) -> None:
+        if t.job.type is JobType.MIGRATION_OUT and new in (JobState.ABORTED, JobState.FAILED):
+            # libvirt cancels a peer-to-peer migration whose destination daemon went;
+            # QEMU then says "cancelled" as if an operator had aborted it.
+            lost = self.lost_at.get(str(t.job.config.get("peer-host", "")))
+            if lost is not None and lost >= t.job.started:
+                why = changes.get("message") or t.job.message or str(new)
+                changes["message"] = (
+                    f"{why}; the destination's host was lost {max(at - lost, 0):.1f} s before"
+                )
         super()._set_state(t, new, at, **changes)
         if new.finished and t.job.type is JobType.MIGRATION_OUT:
             self._source_ended(t.job, at)
@@ -142,6 +162,7 @@ class Migrations(Book):
             return  # the all-zero first sample
         if t.conv is None:
             t.conv = Convergence(moved_at=at, progress_at=at)
+        t.conv.moved(at, int_or_none(stats.get("data_processed")))
         postcopy = t.job.config.get("postcopy") == "active"
         # The storage copy runs before the first memory pass (iteration 0): like
         # the first pass, there any fall is progress. Post-copy sends each page once.
@@ -160,6 +181,7 @@ class Migrations(Book):
             if t.conv is None:
                 t.conv = Convergence(moved_at=at, progress_at=at)
             t.conv.observe(at, t.job.end - t.job.current, 0)
+            t.conv.moved(at, t.job.current)
         self._check_stall(t, at)
 
     def _check_stall(self, t: Track, now: float) -> None:
@@ -170,7 +192,21 @@ class Migrations(Book):
                 t.stall_msg = ""
                 self._update(t, now, stalled=False, message=msg)
             return
-        if t.job.type.is_migration:
+        idle = conv.frozen(now, self.frozen_after)
+        if t.job.type.is_migration and t.job.config.get("postcopy") == "failed":
+            idle = 0.0  # post-copy failed says more than "nothing moves"
+        if idle:
+            if t.job.type.is_migration:
+                why = (
+                    f"stuck: nothing sent for {idle:.0f} s ({mib(conv.sent)} so far): "
+                    "the destination takes no data"
+                )
+            else:
+                why = (
+                    f"stuck: the copy has not moved for {idle:.0f} s "
+                    f"(at {mib(conv.sent)} of {mib(t.job.end)})"
+                )
+        elif t.job.type.is_migration:
             postcopy = t.job.config.get("postcopy") == "active"
             why = conv.stall(
                 now,
@@ -277,9 +313,8 @@ class Migrations(Book):
         t.awaiting_source = False
         if out is not None and out.state in (JobState.ABORTED, JobState.FAILED):
             why = out.message or str(out.state)
-            self._set_state(
-                t, out.state, at, message=f"the migration {out.state} on the source: {why}"
-            )
+            # Not "failed on the source": a destination that died fails it there too.
+            self._set_state(t, out.state, at, message=f"the source says: {why}")
         elif t.hint is not None:
             self._set_state(t, t.hint[0], at, message=t.hint[1])
         else:
