@@ -80,6 +80,8 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
             return f"{name} is an incoming migration: abort it on the source host"
         if typ is JobType.RESTORE:
             return f"{name}: libvirt cannot abort a restore"
+        if typ is JobType.SNAPSHOT_REVERT:
+            return f"{name}: libvirt cannot abort a snapshot revert"
         if job.config.get("postcopy") == "active":
             return f"{name} is in post-copy: aborting now would lose the guest"
         if typ is JobType.DUMP and job.config.get("memory_only") == "yes":

@@ -205,11 +205,12 @@ def test_history_survives_restart_and_dismiss(lab: Lab, domname: str, tmp_path) 
         assert all(j.key != done.key for j in h.jobs())
 
 
-def test_an_internal_snapshot_is_a_snapshot_job_not_a_stuck_domain(
+def test_an_internal_snapshot_and_its_revert_are_jobs_not_a_stuck_domain(
     lab: Lab, domname: str, monitor: JobMonitor
 ) -> None:
     """libvirt shows an internal snapshot through no API: jobStats waits for all of it
-    and then reports no job (engine/registry/snapshot.py). jobtui shows a snapshot job."""
+    and then reports no job (engine/registry/snapshot.py); a revert the same. jobtui
+    shows each as a job."""
     dom = lab.filled_domain(domname, 1024, disks=[DiskSpec("vda", lab.image(domname, 2048, 0))])
     stream = Stream(monitor)
     done: list[BaseException | None] = []
@@ -234,3 +235,55 @@ def test_an_internal_snapshot_is_a_snapshot_job_not_a_stuck_domain(
     assert all(d.responsive for d in monitor.domains() if d.name == domname)
     changes = [e.domain for e in stream.all if isinstance(e, DomainChanged)]
     assert all(d.responsive for d in changes if d.name == domname)
+
+    # Its revert: libvirt stops the domain's QEMU and starts one that loads the
+    # snapshot; jobStats waits for all of it, then says there was no job.
+    reverted: list[float] = []
+    asked: list[tuple[float, int]] = []
+
+    def revert() -> None:
+        dom.revertToSnapshot(dom.snapshotLookupByName("s1"), 0)
+        reverted.append(time.time())
+
+    def ask() -> None:
+        kind = dom.jobStats()["type"]
+        asked.append((time.time(), kind))
+
+    bg = threading.Thread(target=revert)
+    bg.start()
+    job = stream.wait_state(domname, "snapshot-revert", JobState.RUNNING, 30)
+    assert job.type is JobType.SNAPSHOT_REVERT
+    probe = threading.Thread(target=ask)
+    probe.start()
+    with pytest.raises(JobControlError, match="libvirt cannot abort a snapshot revert"):
+        monitor.control(job.key, ControlOp.ABORT)
+    bg.join(120)
+    probe.join(60)
+    end = stream.wait_state(domname, "snapshot-revert", JobState.COMPLETED, 30)
+    assert end.message == "the domain was restarted from the snapshot"
+    assert asked[0][1] == libvirt.VIR_DOMAIN_JOB_NONE and asked[0][0] >= reverted[0] - 0.5
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert all(d.responsive for d in monitor.domains() if d.name == domname)
+    changes = [e.domain for e in stream.all if isinstance(e, DomainChanged)]
+    assert all(d.responsive for d in changes if d.name == domname)
+
+
+def test_a_revert_to_a_shut_off_snapshot_ends_when_the_domain_stays_off(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    """A running domain reverted to a snapshot taken while it was shut off: libvirt
+    stops it (STOPPED, from snapshot) and no event ends the revert; the domain's state
+    reason says how it went."""
+    dom = lab.domain(domname, [DiskSpec("vda", lab.image(domname, 64, 0))])
+    dom.destroy()
+    dom.snapshotCreateXML("<domainsnapshot><name>off</name></domainsnapshot>", 0)
+    dom.create()
+    stream = Stream(monitor)
+    dom.revertToSnapshot(dom.snapshotLookupByName("off"), 0)
+    assert dom.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT]
+    end = stream.wait_state(domname, "snapshot-revert", JobState.COMPLETED, 30)
+    assert end.message == "reverted to a snapshot of the domain shut off: it stays shut off"
+    assert [new for _old, new in stream.transitions(domname, "snapshot-revert")] == [
+        "running",
+        "completed",
+    ]

@@ -72,6 +72,7 @@ class Registry(Snapshots):
         if s.domain_id != d.domain_id:
             d.domain_id = s.domain_id
             self._orphans_outlived(d, s.taken)
+        self._revert_look(d, s)
         if not s.full:
             self._mirrors_from_xml(d, s)
             return

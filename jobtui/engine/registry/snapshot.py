@@ -14,13 +14,30 @@ asks for one does not answer. A save, a dump or a migration would have answered 
 mean QEMU's savevm. The engine then shows a `snapshot` job (no figures: QEMU gives none)
 instead of calling the domain stuck, and ends it when the domain answers again, as QEMU's
 `MIGRATION` event said (`completed`, `failed`) or else `unknown`.
+
+A revert (`virsh snapshot-revert`) of a running domain is libvirt's async snapshot job
+too, and as hidden: libvirt 9.0 stops the domain's QEMU (STOPPED, detail
+FROM_SNAPSHOT), starts a new one that loads the snapshot (STARTED, FROM_SNAPSHOT), and
+`jobStats` waits the whole time (measured with a 1 GiB guest: 5-9 s), then reports no
+job; `virDomainAbortJob` waits as long and then says no job is active. The two
+lifecycle events bound a `snapshot-revert` job.
 """
 
 from __future__ import annotations
 
-from jobtui.engine.registry.book import DomainId, DomainInfo, Track, TrackId
+import libvirt
+
+from jobtui.engine import events as ev
+from jobtui.engine.registry.book import (
+    DOMAIN_GONE_GRACE,
+    GONE_GRACE,
+    DomainId,
+    DomainInfo,
+    Track,
+    TrackId,
+)
 from jobtui.engine.registry.lifecycle import Lifecycle
-from jobtui.engine.sample import DomainSample
+from jobtui.engine.sample import ACTIVE_STATES, DomainSample, domain_job_name
 from jobtui.model import JobDismissed, JobState, JobType
 
 # A poll that has not answered this long while the stream runs: QEMU's savevm.
@@ -36,18 +53,77 @@ SAVED_BY = "saved-by"
 SAVEVM = "QEMU savevm (internal snapshot)"
 
 
+_REVERT_BEGINS = (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT)
+_REVERT_ENDS = (libvirt.VIR_DOMAIN_EVENT_STARTED, libvirt.VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT)
+REVERTING = (
+    "libvirt restarts the domain from a snapshot; it reports no progress for a revert, "
+    "cannot abort one, and the domain's other calls wait for it"
+)
+REVERTED = "the domain was restarted from the snapshot"
+REVERT_OFF = "the domain stayed shut off, and libvirt does not say why"
+# Why a reverted domain is shut off, from its state reason.
+_REVERT_OFF_REASONS = {
+    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: (
+        JobState.COMPLETED,
+        "reverted to a snapshot of the domain shut off: it stays shut off",
+    ),
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: (
+        JobState.FAILED,
+        "the domain's new QEMU did not start from the snapshot: it is shut off",
+    ),
+}
+
+
 def is_savevm(t: Track) -> bool:
     return t.job.type is JobType.SNAPSHOT and t.job.config.get(SAVED_BY) == SAVEVM
 
 
 class Snapshots(Lifecycle):
+    def _lifecycle(self, d: DomainInfo, e: ev.LifecycleEv) -> None:
+        super()._lifecycle(d, e)
+        kind = (e.event, e.detail)
+        if kind not in (_REVERT_BEGINS, _REVERT_ENDS):
+            return
+        t = self._active_domain_job(d)
+        if kind == _REVERT_BEGINS:
+            # (Also the end of `snapshot-create --halt`: its savevm owns that one.)
+            if t is None and d.stream_out is None:
+                name = domain_job_name(JobType.SNAPSHOT_REVERT)
+                t = self._new(d, name, JobType.SNAPSHOT_REVERT, e.time, at=e.time)
+                self._update(t, e.time, message=REVERTING)
+        elif t is not None and t.job.type is JobType.SNAPSHOT_REVERT:
+            self._set_state(t, JobState.COMPLETED, e.time, message=REVERTED)
+
+    def _revert_look(self, d: DomainInfo, s: DomainSample) -> None:
+        """A look at a domain under a revert whose last event was missed or never
+        comes (a revert that leaves the domain shut off)."""
+        t = self._active_domain_job(d)
+        if t is None or t.job.type is not JobType.SNAPSHOT_REVERT or s.taken <= t.job.started:
+            return
+        if s.state not in ACTIVE_STATES:
+            # Also for a moment between the old QEMU's end and the new one's start,
+            # hence the wait (GONE_GRACE, not a domain job's longer one).
+            if t.gone_since is None:
+                t.gone_since = s.taken - DOMAIN_GONE_GRACE + GONE_GRACE
+            t.gone_why = REVERT_OFF
+            t.hint = _REVERT_OFF_REASONS.get(s.reason)
+        elif d.starting_up or not s.full:
+            t.gone_since = t.hint = None
+        else:  # jobStats answered: libvirt's revert is over
+            self._set_state(t, JobState.COMPLETED, s.answered, message=REVERTED)
+
     def poll_held(self, host: str, uuid: str, held: float, at: float) -> bool:
         """The domain's poll has not answered for `held` seconds. True when that is an
-        internal snapshot (shown as its job), not a domain that does not answer."""
+        internal snapshot or a revert (shown as its job), not a domain that does not
+        answer."""
         d = self.domains.get(DomainId(host, uuid))
-        if d is None or d.stream_out is None:
+        if d is None:
             return False
         t = self._active_domain_job(d)
+        if t is not None and t.job.type is JobType.SNAPSHOT_REVERT:
+            return True
+        if d.stream_out is None:
+            return False
         if t is not None:
             return is_savevm(t)
         if held < SAVEVM_AFTER:
@@ -66,6 +142,8 @@ class Snapshots(Lifecycle):
         """A full sample after the stream began: an internal snapshot it shows ended
         (True: the sample said all there is about domain jobs)."""
         t = self._active_domain_job(d)
+        if t is not None and t.job.type is JobType.SNAPSHOT_REVERT:
+            return True  # _revert_look decides its end
         if s.job_stats or s.incoming:
             d.stream_out = None
             if t is not None and is_savevm(t):
