@@ -345,6 +345,34 @@ def test_never_converging_migration_is_flagged_stalled(hosts: TwoHosts, name: st
         assert dom.isActive()
 
 
+def test_source_daemon_killed_mid_migration_fails_both_sides(hosts: TwoHosts, name: str) -> None:
+    """The source's libvirtd killed during a migration and started again: the new
+    daemon cancels the migration as it re-attaches the domain. No event reaches a
+    client and no statistics are kept: the domain still running on the source is what
+    says the migration did not complete."""
+    dom = hosts.filled_guest(name, 256)
+    with watching(hosts) as (m, stream):
+        mig = hosts.start_migration(dom, bandwidth_mib=16)
+        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        hosts.crash_a(down=1.0)
+        out = stream.wait_state(name, "migration-out", JobState.FAILED, 60)
+        mig.wait(30)
+        assert mig.error is not None  # the call died with its daemon
+        assert out.message.startswith(
+            "it did not complete: the domain is still running on the source host; "
+        ), out.message
+        inc = stream.wait_state(name, "migration-in", JobState.FAILED, 60)
+        assert inc.message == f"the source says: {out.message}"
+        # What libvirt says once it is back: the guest runs on A, no job, no statistics.
+        assert hosts.conn_a is not None
+        src = hosts.conn_a.lookupByName(name)
+        assert src.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        assert src.jobStats()["type"] == libvirt.VIR_DOMAIN_JOB_NONE
+        assert src.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)["type"] == 0
+        assert hosts.domain_b(name) is None
+
+
 def test_migration_whose_destination_stops_is_stuck_then_moves_again(
     hosts: TwoHosts, name: str
 ) -> None:

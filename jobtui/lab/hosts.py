@@ -24,6 +24,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,6 +129,7 @@ class TwoHosts:
         self.a = PrivateDaemon(self.base, names[0], a_ports, caps_cache=caps)
         self.b = PrivateDaemon(self.base, names[1], b_ports, caps_cache=caps)
         self.conn_a: libvirt.virConnect | None = None
+        self._dead: list[libvirt.virConnect] = []  # connections to a killed daemon
         self.conn_b: libvirt.virConnect | None = None
         self.migrations: list[Migration] = []
         self._lock = threading.Lock()
@@ -185,6 +187,17 @@ class TwoHosts:
                     conn.close()
         if self._own_base:
             shutil.rmtree(self.base, ignore_errors=True)
+
+    def crash_a(self, down: float = 1.0) -> None:
+        """SIGKILL host A's libvirtd, start a new one `down` seconds later (it re-attaches
+        the running QEMUs) and open a new `conn_a`. The old connection is dead but kept:
+        a migration call may still be returning on it."""
+        self.a.kill()
+        time.sleep(down)
+        self.a.start()
+        if self.conn_a is not None:
+            self._dead.append(self.conn_a)
+        self.conn_a = libvirt.open(self.a.uri)
 
     # --- names -----------------------------------------------------------------------
 

@@ -95,6 +95,7 @@ class Track:
     # The job's disk as the XML showed it when the job was found: what a job that ends
     # with no word from libvirt has done to it can be read off the XML (domain_jobs.py).
     disk_at_start: DiskInfo | None = None
+    lost_at: float | None = None  # when its host's connection was last lost while it ran
 
 
 @dataclass
@@ -355,4 +356,5 @@ class Book:
         self.lost_at[host] = time.time()
         for k, t in list(self.active.items()):
             if k.host == host:
+                t.lost_at = self.lost_at[host]
                 self._mark_stale(t)

@@ -264,8 +264,30 @@ class DomainJobs(Migrations):
             self._set_state(t, t.hint[0], at, message=t.hint[1])
         elif (done := self._done_by_xml(t)) is not None:
             self._set_state(t, JobState.COMPLETED, at, message=done)
+        elif undone := self._undone_by_restart(t):
+            self._set_state(t, JobState.FAILED, at, message=undone)
         else:
             self._set_state(t, JobState.UNKNOWN, at, message=f"the job is gone and {why}")
+
+    def _undone_by_restart(self, t: Track) -> str:
+        """A migration or save gone with no word after this host's connection was lost,
+        its domain still here: it did not complete (a migrated or saved domain is no
+        longer running here), and a restarted libvirtd cancels such a job."""
+        if t.lost_at is None or t.job.type not in (JobType.MIGRATION_OUT, JobType.SAVE):
+            return ""
+        d = self.domains.get(DomainId(t.job.host, t.job.key.domain_uuid))
+        if d is None or d.state not in ACTIVE_STATES:
+            return ""
+        still = (
+            f"the domain is still {d.state} on the source host"
+            if t.job.type is JobType.MIGRATION_OUT
+            else f"the domain is still {d.state}, not saved"
+        )
+        return (
+            f"it did not complete: {still}; the connection to that host's libvirtd was "
+            f"lost while the job ran, and a restarted libvirtd cancels an unfinished "
+            f"{t.job.type}"
+        )
 
     def _done_by_xml(self, t: Track) -> str | None:
         """Why a block job that ended with no word from libvirt (it ended while libvirtd
