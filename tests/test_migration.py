@@ -395,6 +395,12 @@ def test_migration_whose_destination_stops_is_stuck_then_moves_again(
             assert stuck.state is JobState.RUNNING
             assert stuck.message.startswith("stuck: nothing sent for "), stuck.message
             assert stuck.message.endswith("the destination takes no data")
+            inc = wait_until(
+                lambda: (j := job_on(m, hosts.uri_b, name, "migration-in")) and j.stalled and j,
+                10,
+                "the destination's side flagged too",
+            )
+            assert inc.message.startswith("the source says: stuck: nothing sent for ")
             # What libvirt says meanwhile: the migration runs and moves nothing.
             before = dom.jobStats()
             time.sleep(1.0)
@@ -409,6 +415,12 @@ def test_migration_whose_destination_stops_is_stuck_then_moves_again(
             "the flag gone once bytes move",
         )
         assert moving.state.active and moving.message == ""
+        inc = wait_until(
+            lambda: (j := job_on(m, hosts.uri_b, name, "migration-in")) and not j.stalled and j,
+            10,
+            "the destination's flag gone too",
+        )
+        assert inc.message == ""
         m.control(out.key, ControlOp.ABORT)
         stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
         assert dom.isActive()

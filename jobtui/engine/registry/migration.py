@@ -295,6 +295,12 @@ class Migrations(Book):
         if out is not None and inc is not None and inc.job.state.active:
             # libvirt gives the destination no stats: show the source's progress there.
             changes: dict[str, Any] = {"current": out.job.current, "end": out.job.end}
+            if out.job.stalled or inc.job.stalled:
+                # What holds the migration up shows on both sides.
+                changes["stalled"] = out.job.stalled
+                changes["message"] = (
+                    f"the source says: {out.job.message}" if out.job.stalled else ""
+                )
             if inc.job.config.get("progress-from") != out.job.host:
                 changes["config"] = FrozenMap(
                     dict(inc.job.config, **{"progress-from": out.job.host})
