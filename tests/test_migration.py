@@ -373,6 +373,52 @@ def test_source_daemon_killed_mid_migration_fails_both_sides(hosts: TwoHosts, na
         assert hosts.domain_b(name) is None
 
 
+def test_a_stopped_source_makes_both_sides_stale_until_it_answers(
+    hosts: TwoHosts, name: str
+) -> None:
+    """The source's QEMU stopped (SIGSTOP) mid-migration: its jobStats hangs, so the
+    source's figures are old, and so are the destination's, which are the source's."""
+    dom = hosts.filled_guest(name, 256)
+    with watching(hosts) as (m, stream):
+        mig = hosts.start_migration(dom, bandwidth_mib=8)
+        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        wait_until(
+            lambda: (j := job_on(m, hosts.uri_b, name, "migration-in")) and j.current and j,
+            15,
+            "the destination showing the source's progress",
+        )
+        pid = wait_until(lambda: hosts.a.qemu_pids().get(name), 10, "the source's QEMU")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: (j := job_on(m, hosts.uri_a, name, "migration-out")) and j.stale,
+                20,
+                "the source's figures marked stale",
+            )
+            inc = wait_until(
+                lambda: (j := job_on(m, hosts.uri_b, name, "migration-in")) and j.stale and j,
+                5,
+                "the destination's figures marked stale",
+            )
+            assert inc.state is JobState.RUNNING and inc.config["progress-from"] == hosts.uri_a
+            # The destination's own domain answers all along: its figures stay stale.
+            time.sleep(3)
+            j = job_on(m, hosts.uri_b, name, "migration-in")
+            assert j is not None and j.stale
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_until(
+            lambda: (j := job_on(m, hosts.uri_b, name, "migration-in")) and not j.stale,
+            30,
+            "the destination's figures current again",
+        )
+        out = job_on(m, hosts.uri_a, name, "migration-out")
+        assert out is not None and not out.stale
+        m.control(out.key, ControlOp.ABORT)
+        stream.wait_state(name, "migration-out", JobState.ABORTED, 30)
+        mig.wait(30)
+
+
 def test_migration_whose_destination_stops_is_stuck_then_moves_again(
     hosts: TwoHosts, name: str
 ) -> None:

@@ -88,7 +88,12 @@ class Registry(Snapshots):
         for t in self._tracks_of(host, s.uuid):
             # The domain answered: what its jobs show is current again (an orphan's
             # figures come only from QEMU's job list, which clears its own flag).
-            if t.job.stale and t.job.state is not JobState.ORPHANED and not t.unconfirmed:
+            if (
+                t.job.stale
+                and t.job.state is not JobState.ORPHANED
+                and not t.unconfirmed
+                and not self._progress_stale(t)
+            ):
                 self._update(t, s.taken, stale=False)
 
     def apply_event(self, e: ev.LibvirtEvent) -> None:

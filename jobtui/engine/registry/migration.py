@@ -143,6 +143,26 @@ class Migrations(Book):
         if new.finished and t.job.type is JobType.MIGRATION_OUT:
             self._source_ended(t.job, at)
 
+    def _mark_stale(self, t: Track) -> None:
+        super()._mark_stale(t)
+        if t.job.type is JobType.MIGRATION_OUT:
+            # The destination shows the source's figures: old with them.
+            pt = self._peer_track(t.job)
+            if pt is not None and pt.job.config.get("progress-from") == t.job.host:
+                super()._mark_stale(pt)
+
+    def _progress_stale(self, t: Track) -> bool:
+        """A migration-in showing the figures of a source that are not current."""
+        if t.job.type is not JobType.MIGRATION_IN or not t.job.config.get("progress-from"):
+            return False
+        pt = self._peer_track(t.job)
+        return pt is not None and pt.job.stale
+
+    def _own_stale(self, t: Track) -> bool:
+        """The job's own host or domain does not answer."""
+        d = self.domains.get(DomainId(t.job.host, t.job.key.domain_uuid))
+        return t.job.host in self.lost_at or (d is not None and not d.responsive)
+
     def _migration_sample(self, t: Track, s: DomainSample) -> None:
         """What a sample says about a migration beyond its stats: post-copy, the peer."""
         pc = s.postcopy
@@ -295,6 +315,8 @@ class Migrations(Book):
         if out is not None and inc is not None and inc.job.state.active:
             # libvirt gives the destination no stats: show the source's progress there.
             changes: dict[str, Any] = {"current": out.job.current, "end": out.job.end}
+            if inc.job.stale and not out.job.stale and not self._own_stale(inc):
+                changes["stale"] = False
             if out.job.stalled or inc.job.stalled:
                 # What holds the migration up shows on both sides.
                 changes["stalled"] = out.job.stalled
