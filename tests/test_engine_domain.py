@@ -3,6 +3,7 @@ whose RAM is full of real data, and the finished-job history."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -115,6 +116,47 @@ def test_core_dump_completes(lab: Lab, domname: str, monitor: JobMonitor) -> Non
     stream.wait_state(domname, "dump", JobState.COMPLETED, 60)
     bg.wait()
     assert bg.error is None and bg.path.stat().st_size > 400 * MiB
+
+
+def test_a_dump_whose_file_takes_no_data_is_stuck_until_it_does(lab: Lab, domname: str) -> None:
+    """A dump into a pipe nobody reads: QEMU's writes block, libvirt's figures stop
+    (jobStats answers, the same bytes each time), no event says anything. The engine
+    flags the dump stuck once nothing moved for `frozen_after`; read, it completes."""
+    dom = lab.filled_domain(domname, 256)
+    fifo = lab.root / f"{domname}.fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    m = JobMonitor([lab.uri], active_interval=0.5, idle_interval=1.0, frozen_after=3.0)
+    m.start()
+    try:
+        assert m.wait_ready(20)
+        stream = Stream(m)
+        bg = lab.start_dump(dom, fifo)
+        job = stream.wait_state(domname, "dump", JobState.RUNNING, 10)
+        stuck = wait_until(lambda: (j := m.job(job.key)) and j.stalled and j, 30, "stuck")
+        assert stuck.state is JobState.RUNNING
+        assert stuck.message.startswith("stuck: nothing moved for "), stuck.message
+        before = dom.jobStats()
+        time.sleep(1.0)
+        after = dom.jobStats()
+        assert before["type"] == after["type"] == libvirt.VIR_DOMAIN_JOB_UNBOUNDED
+        assert before["data_processed"] == after["data_processed"]
+        drained = threading.Event()
+
+        def drain() -> None:
+            os.set_blocking(fd, True)
+            while os.read(fd, 1 << 20):
+                pass
+            drained.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        end = stream.wait_state(domname, "dump", JobState.COMPLETED, 60)
+        bg.wait()
+        assert bg.error is None and drained.wait(10)
+        assert not end.stalled and not end.message.startswith("stuck")
+    finally:
+        m.stop()
+        os.close(fd)
 
 
 def test_memory_only_dump_ends_as_qemu_reports_it(

@@ -491,7 +491,7 @@ def test_copy_that_stops_moving_is_stuck_then_clears() -> None:
     for i in range(4, 9):  # stuck at 3 MiB from t0+3
         job = sample(t0 + i, 3 * MiB)
     assert job.stalled and job.state is JobState.RUNNING
-    assert job.message == "stuck: the copy has not moved for 5 s (at 3.0 MiB of 64.0 MiB)"
+    assert job.message == "stuck: nothing moved for 5 s (at 3.0 MiB of 64.0 MiB)"
     job = sample(t0 + 9, 4 * MiB)
     assert not job.stalled and job.message == ""
 

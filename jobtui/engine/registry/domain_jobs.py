@@ -222,6 +222,8 @@ class DomainJobs(Migrations):
         )
         if typ is JobType.MIGRATION_OUT:
             self._check_stall(t, s.taken)
+        elif typ in (JobType.SAVE, JobType.DUMP, JobType.BACKUP):
+            self._domain_job_clock(t, s.taken)
 
     def _finish_domain_job(self, t: Track, params: dict[str, Any], at: float) -> None:
         stats = {k: v for k, v in params.items() if k != "type"}

@@ -194,15 +194,24 @@ class Migrations(Book):
             stats["remaining_shrinking"] = t.conv.shrinking
 
     def _block_convergence(self, t: Track, at: float) -> None:
-        """A mirror the guest writes to faster than it copies never gets READY."""
-        if t.job.type not in _STALL_BLOCK_TYPES or t.job.state is not JobState.RUNNING:
+        """A mirror the guest writes to faster than it copies never gets READY; any
+        running job whose figures stop moving is stuck."""
+        if t.job.state is not JobState.RUNNING:
             t.conv = None  # paused or ready: a later run starts its own clock
         elif t.job.end is not None and t.job.current is not None:
             if t.conv is None:
                 t.conv = Convergence(moved_at=at, progress_at=at)
-            t.conv.observe(at, t.job.end - t.job.current, 0)
+            if t.job.type in _STALL_BLOCK_TYPES:
+                t.conv.observe(at, t.job.end - t.job.current, 0)
             t.conv.moved(at, t.job.current)
         self._check_stall(t, at)
+
+    def _domain_job_clock(self, t: Track, at: float) -> None:
+        """A save, dump or push-mode backup whose figures stop moving is stuck (a
+        pull-mode backup waits for its reader by design)."""
+        if t.job.type is JobType.BACKUP and t.job.config.get("mode") != "push":
+            return
+        self._block_convergence(t, at)
 
     def _check_stall(self, t: Track, now: float) -> None:
         conv = t.conv
@@ -223,7 +232,7 @@ class Migrations(Book):
                 )
             else:
                 why = (
-                    f"stuck: the copy has not moved for {idle:.0f} s "
+                    f"stuck: nothing moved for {idle:.0f} s "
                     f"(at {mib(conv.sent)} of {mib(t.job.end)})"
                 )
         elif t.job.type.is_migration:
@@ -242,7 +251,7 @@ class Migrations(Book):
                     f"not converging: {why}; the guest dirties {mib(dirty)}/s, "
                     f"{mib(bps)}/s is sent (pass {conv.pass_no})"
                 )
-        else:
+        elif t.job.type in _STALL_BLOCK_TYPES:
             why = conv.stall(now, self.stall_after, 0, passes_count=False)
             if why:
                 bw = t.job.bandwidth
@@ -251,6 +260,8 @@ class Migrations(Book):
                     f"not converging: {why}; the guest writes at least as fast as it is "
                     f"copied ({limit}), {mib((t.job.end or 0) - (t.job.current or 0))} to go"
                 )
+        else:
+            why = ""
         if why:
             t.stall_msg = why
             self._update(t, now, stalled=True, message=why)
