@@ -495,6 +495,20 @@ def test_copy_that_stops_moving_is_stuck_then_clears() -> None:
     job = sample(t0 + 9, 4 * MiB)
     assert not job.stalled and job.message == ""
 
+    # Throttled to 1 MiB/s, a copy moves in steps of up to 32 MiB and is silent between
+    # them: 30 s without a byte is no news then; three steps' time (96 s) is.
+    def throttled(at: float, cur: int) -> Job:
+        info = {"type": 2, "bandwidth": MiB, "cur": cur, "end": 64 * MiB}
+        reg.apply_sample(
+            host, DomainSample(uid, "d2", "running", at, disks=(), block={"vda": info})
+        )
+        return next(t.job for t in reg.active.values())
+
+    t1 = t0 + 10
+    for i in range(0, 95, 5):
+        assert not throttled(t1 + i, 5 * MiB).stalled, i
+    assert throttled(t1 + 97, 5 * MiB).stalled
+
 
 def test_storage_migration_folds_its_copy_job(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 128, disk_mib=128, disk_data_mib=96)
