@@ -402,6 +402,8 @@ def test_a_savevm_over_before_a_poll_showed_it_is_kept_unless_libvirt_names_the_
             stats = {"operation": 8, "time_elapsed": 80, "memory_total": 64 * MiB}
             reg.apply_event(ev.JobCompletedEv(HOST, UID, "m1", t0 + 1.09,
                                               params=tuple(stats.items())))  # fmt: skip
+            # The look that event asks for: libvirt holds no job any more.
+            reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 1.1))
         reg.tick(t0 + 1.5)
         assert transitions(reg) == ([(None, "running"), ("running", "completed")] if dump else [])
         reg.tick(t0 + 2.2)
@@ -412,3 +414,63 @@ def test_a_savevm_over_before_a_poll_showed_it_is_kept_unless_libvirt_names_the_
             (job,) = reg.finished.values()
             assert (job.name, job.started, job.finished) == ("snapshot", t0 + 1, t0 + 1.081)
             assert job.message.startswith("QEMU reports the guest's state saved")
+
+
+def test_a_dump_libvirt_still_holds_after_its_job_completed_event_runs_until_let_go() -> None:
+    """libvirt 9.0 sends JOB_COMPLETED for a dump or save once QEMU's part is done, then
+    may hold the job, the domain paused, until its file is written out (a dump into a
+    pipe on qemu:///system: jobStats read COMPLETED for as long as nobody read)."""
+    dump = {"operation": 8, "time_elapsed": 60, "memory_total": 256 * MiB,
+            "memory_processed": MiB, "memory_remaining": 0}  # fmt: skip
+    reg = Registry({HOST})
+    t0 = 13000.0
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, job_stats={"type": 2, **dump}))
+    reg.apply_event(ev.JobCompletedEv(HOST, UID, "m1", t0 + 0.03, params=tuple(dump.items())))
+    held = {"type": libvirt.VIR_DOMAIN_JOB_COMPLETED, **dump}
+    for i in range(1, 6):
+        reg.apply_sample(HOST, DomainSample(UID, "m1", "paused", t0 + i, job_stats=held))
+        reg.tick(t0 + i + 0.5)
+    assert transitions(reg) == [(None, "running")]
+    (job,) = (t.job for t in reg.active.values())
+    assert job.message.startswith("QEMU's part is done; libvirt still finishes the job")
+    assert job.current == job.end == 256 * MiB
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 6, completed_stats=held))
+    assert transitions(reg) == [("running", "completed")]
+    (done,) = reg.finished.values()
+    assert done.finished == t0 + 6 and done.message == ""
+
+    # Let go at once (the usual case): the look the event asked for finds no job, and
+    # the job ends when the event said; with no look at all, a moment later.
+    for look in (True, False):
+        reg = Registry({HOST})
+        reg.apply_sample(
+            HOST, DomainSample(UID, "m1", "running", t0, job_stats={"type": 2, **dump})
+        )
+        reg.apply_event(ev.JobCompletedEv(HOST, UID, "m1", t0 + 0.03, params=tuple(dump.items())))
+        if look:
+            reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 0.04))
+        else:
+            reg.tick(t0 + 1.0)
+            assert transitions(reg) == [(None, "running")]
+            reg.tick(t0 + 2.5)
+        assert transitions(reg)[-1] == ("running", "completed")
+        (done,) = reg.finished.values()
+        assert done.finished == t0 + 0.03
+
+
+def test_a_save_held_after_its_job_completed_event_ends_when_its_domain_stops() -> None:
+    save = {"operation": 2, "time_elapsed": 900, "memory_total": 256 * MiB, "memory_remaining": 0}
+    reg = Registry({HOST})
+    t0 = 14000.0
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, job_stats={"type": 2, **save}))
+    reg.apply_event(ev.JobCompletedEv(HOST, UID, "m1", t0 + 1, params=tuple(save.items())))
+    held = {"type": libvirt.VIR_DOMAIN_JOB_COMPLETED, **save}
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "paused", t0 + 1.1, job_stats=held))
+    stopped = libvirt.VIR_DOMAIN_EVENT_STOPPED
+    reg.apply_event(
+        ev.LifecycleEv(HOST, UID, "m1", t0 + 3, event=stopped,
+                       detail=libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED)
+    )  # fmt: skip
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    (done,) = reg.finished.values()
+    assert done.name == "save" and done.finished == t0 + 3

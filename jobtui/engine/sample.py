@@ -276,9 +276,12 @@ def sample_domain(
         state=state,
         taken=now,
         disks=quick.disks,
-        # Only BOUNDED (1) and UNBOUNDED (2) are a running job: jobStats reads
-        # COMPLETED (3) for a moment before a save returns.
-        job_stats=job_stats if job_stats.get("type", 0) in (1, 2) else {},
+        # BOUNDED (1) and UNBOUNDED (2) are a running job, and so is COMPLETED (3)
+        # here: jobStats(0) reads it while libvirt still holds the job after QEMU's part
+        # is done (a save or dump waits for its file to be written out, the domain
+        # paused meanwhile: minutes into a pipe or slow storage). Once the job is over
+        # jobStats(0) reads NONE.
+        job_stats=job_stats if job_stats.get("type", 0) in (1, 2, 3) else {},
         completed_stats=completed,
         block=block,
         reason=quick.reason,

@@ -96,6 +96,10 @@ class Track:
     # with no word from libvirt has done to it can be read off the XML (domain_jobs.py).
     disk_at_start: DiskInfo | None = None
     lost_at: float | None = None  # when its host's connection was last lost while it ran
+    # A save's or dump's JOB_COMPLETED (params, time) while libvirt may still hold the job
+    # to write its file out (domain_jobs.py, _held_end), and whether a look saw that.
+    held_end: tuple[dict[str, Any], float] | None = None
+    finishing_seen: bool = False
 
 
 @dataclass

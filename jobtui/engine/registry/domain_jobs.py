@@ -73,6 +73,13 @@ def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, in
     return int_or_none(stats.get("disk_processed")), int_or_none(stats.get("disk_total"))
 
 
+_COMPLETED = libvirt.VIR_DOMAIN_JOB_COMPLETED
+# A held end no look has confirmed (the domain did not answer) is taken this much later.
+HELD_END_WAIT = 2.0
+
+# A job whose QEMU part is done while libvirt still holds it (jobStats(0) reads COMPLETED).
+FINISHING = "QEMU's part is done; libvirt still finishes the job (a file still being written)"
+
 # How long a migration or save that libvirt dropped waits for QEMU's word on its end.
 QEMU_VERDICT_WAIT = 1.0
 
@@ -113,7 +120,7 @@ class DomainJobs(Migrations):
         return True
 
     def _apply_domain_job(self, d: DomainInfo, s: DomainSample) -> None:
-        track = self._active_domain_job(d)
+        track = self._held_look(d, s)
         if track is not None and track.job.type is JobType.RESTORE:
             # No job API shows a restore: it ends by its lifecycle event, or
             # (failed) when the domain is no longer waiting to start.
@@ -141,7 +148,10 @@ class DomainJobs(Migrations):
                 # An incoming migration seen from its start owns whatever stats
                 # its domain (new on this host) keeps, even at our first look.
                 if op_type == track.job.type and (
-                    fresh or (track.seen_start and op_type is JobType.MIGRATION_IN)
+                    fresh
+                    or (track.seen_start and op_type is JobType.MIGRATION_IN)
+                    # First seen finishing: the kept stats, set then, are its own.
+                    or track.finishing_seen
                 ):
                     self._finish_domain_job(track, s.completed_stats, s.taken)
                     track = None
@@ -209,6 +219,11 @@ class DomainJobs(Migrations):
         config = t.job.config
         if typ is JobType.BACKUP and s.backup is not None:
             config = FrozenMap({**t.job.config, **s.backup.config()})
+        finishing = js.get("type") == _COMPLETED
+        if finishing and not t.job.stalled:
+            message = FINISHING
+        else:
+            message = "" if t.job.message == FINISHING else t.job.message
         self._update(
             t,
             s.taken,
@@ -219,6 +234,7 @@ class DomainJobs(Migrations):
             end=end,
             bandwidth=bandwidth,
             config=config,
+            message=message,
         )
         if typ is JobType.MIGRATION_OUT:
             self._check_stall(t, s.taken)
@@ -339,7 +355,35 @@ class DomainJobs(Migrations):
         # These stats are the completed job's: do not mistake them for a later one's.
         d.completed_fp, d.seen_completed = _fingerprint(params), True
         d.want_completed = False
+        succeeded = params.get("success", True) and params.get("type", _COMPLETED) == _COMPLETED
+        if typ in (JobType.SAVE, JobType.DUMP) and succeeded:
+            # libvirt sends this when QEMU's part is done, and may then hold the job
+            # (the domain paused) until its file is written out: a look says which.
+            t.held_end = (params, e.time)
+            self._poke(d.id)
+            return
         self._finish_domain_job(t, params, e.time)
+
+    def _held_end(self, t: Track, at: float) -> None:
+        """libvirt let go of a save or dump whose JOB_COMPLETED came earlier."""
+        assert t.held_end is not None
+        params, sent = t.held_end
+        t.held_end = None
+        self._finish_domain_job(t, params, at if t.finishing_seen else sent)
+
+    def _held_look(self, d: DomainInfo, s: DomainSample) -> Track | None:
+        """What a look says of a save or dump whose JOB_COMPLETED came: still held (the
+        track, to be updated), or over (None: ended here)."""
+        t = self._active_domain_job(d)
+        if t is None or t.held_end is None or s.taken < t.held_end[1]:
+            return t
+        if s.state in ACTIVE_STATES and s.job_stats.get("type") == _COMPLETED:
+            t.finishing_seen = True
+            return t
+        if s.state in ACTIVE_STATES and not s.full:
+            return t  # a quick look says nothing of the job
+        self._held_end(t, s.taken)
+        return None
 
     def _same_finished_run(
         self, host: str, uuid: str, name: str, started: float | None, ended: float

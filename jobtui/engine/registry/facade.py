@@ -21,6 +21,7 @@ from jobtui.engine.registry.book import (
     Track,
     TrackId,
 )
+from jobtui.engine.registry.domain_jobs import HELD_END_WAIT
 from jobtui.engine.registry.lifecycle import PAUSE_DEBOUNCE
 from jobtui.engine.registry.snapshot import Snapshots
 from jobtui.engine.sample import DiskInfo, DomainSample
@@ -74,6 +75,7 @@ class Registry(Snapshots):
             self._orphans_outlived(d, s.taken)
         self._revert_look(d, s)
         if not s.full:
+            self._held_look(d, s)
             self._mirrors_from_xml(d, s)
             return
         d.full_once = True
@@ -138,6 +140,10 @@ class Registry(Snapshots):
         self._savevm_tick(now)
         for t in list(self.active.values()):
             grace = GONE_GRACE if t.disk else DOMAIN_GONE_GRACE
+            if t.held_end is not None and not t.finishing_seen:
+                if now - t.held_end[1] > HELD_END_WAIT:
+                    self._held_end(t, now)
+                continue
             if t.gone_since is not None and now - t.gone_since > grace:
                 if t.awaiting_source:
                     self._conclude_incoming(t, now, self._peer_job(t.job))

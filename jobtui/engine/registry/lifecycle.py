@@ -72,6 +72,9 @@ class Lifecycle(BlockJobs):
         if e.event == _EV.VIR_DOMAIN_EVENT_STOPPED:
             self._stopped(d.host, d.uuid, e)
         t = self._active_domain_job(d)
+        if t is not None and t.held_end is not None and e.event == _EV.VIR_DOMAIN_EVENT_STOPPED:
+            self._held_end(t, e.time)  # a save's domain stops once its file is written
+            t = None
         if kind == (_EV.VIR_DOMAIN_EVENT_STARTED, _EV.VIR_DOMAIN_EVENT_STARTED_RESTORED):
             self._restored(d, t, e.time)
             return

@@ -239,6 +239,11 @@ class Migrations(Book):
                     f"stuck: nothing sent for {idle:.0f} s ({mib(conv.sent)} so far): "
                     "the destination takes no data"
                 )
+            elif t.job.type in (JobType.SAVE, JobType.DUMP) and conv.sent == t.job.end:
+                why = (
+                    f"stuck: QEMU's part has been done for {idle:.0f} s and libvirt still "
+                    "holds the job: its file is not written out yet"
+                )
             else:
                 why = (
                     f"stuck: nothing moved for {idle:.0f} s "
