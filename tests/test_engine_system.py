@@ -4,11 +4,13 @@ die, come back, stop answering."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 import uuid
 
+import libvirt
 import pytest
 from enginetools import Stream
 from labtools import wait_until
@@ -260,3 +262,47 @@ def test_an_engine_that_ends_with_its_process_stops_without_waiting_for_a_hung_h
         assert time.monotonic() - t0 < 4.0  # the thread alone was waited for 5 s
     finally:
         hung.close()
+
+
+def test_a_dump_libvirt_holds_for_its_file_is_one_running_job_until_let_go(
+    syslab: Lab, sysname: str
+) -> None:
+    """On a daemon libvirt writes a dump through its file helper: QEMU's part ends at
+    once, libvirt sends JOB_COMPLETED and jobStats reads COMPLETED, but holds the job
+    (the domain paused) until the file is written. Into a pipe nobody reads: forever."""
+    dom = syslab.domain(sysname, [DiskSpec("vda", syslab.image(f"{sysname}-a", 64, 0))])
+    fifo = syslab.images / f"{sysname}.fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    m = monitor_for(syslab.uri)
+    stream = Stream(m)
+    try:
+        bg = syslab.start_dump(dom, fifo)
+        held = wait_until(
+            lambda: (j := m.find(sysname, "dump")) and j.message.startswith("QEMU's part") and j,
+            30,
+            "the dump shown held",
+        )
+        assert held.state is JobState.RUNNING and held.current == held.end
+        # What libvirt says meanwhile: a completed job, and the domain paused.
+        assert dom.jobStats()["type"] == libvirt.VIR_DOMAIN_JOB_COMPLETED
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        time.sleep(2)
+        assert m.find(sysname, "dump").state is JobState.RUNNING
+        os.set_blocking(fd, True)
+        while os.read(fd, 1 << 20):
+            pass
+        bg.wait()
+        assert bg.error is None
+        end = stream.wait_state(sysname, "dump", JobState.COMPLETED, 30)
+        assert end.key == held.key and end.finished >= held.sampled
+        assert dom.jobStats()["type"] == libvirt.VIR_DOMAIN_JOB_NONE
+        time.sleep(1.5)
+        # One dump, from its start to libvirt letting go: no second job for its tail.
+        assert stream.transitions(sysname, "dump") == [
+            (None, "running"),
+            ("running", "completed"),
+        ]
+    finally:
+        m.stop()
+        os.close(fd)
