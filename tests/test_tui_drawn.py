@@ -189,3 +189,52 @@ async def test_a_job_that_becomes_ready_draws_its_changed_cells_not_its_row(monk
         # Its state and ETA say "ready"; its name, type, progress and elapsed time were
         # drawn before and are kept.
         assert 0 < draws.cells < columns
+
+
+def tree_nodes(tree: DomainTree) -> list[tuple[Any, str]]:
+    out: list[tuple[Any, str]] = []
+
+    def walk(node: Any) -> None:
+        out.append((node.data, node.label.plain))
+        for child in node.children:
+            walk(child)
+
+    walk(tree.root)
+    return out
+
+
+async def test_a_finished_job_that_keeps_its_place_leaves_the_tree_as_a_full_sync_would():
+    # A job that finishes usually keeps its place among its domain's jobs (newer than
+    # the finished runs of its name): the tree then only relabels it. Whether it kept
+    # its place or moved, the tree must be what building it afresh gives.
+    import random
+
+    rnd = random.Random(11)
+    src = recorded.many(10, hosts=1)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.2)
+        tree = app.query_one(DomainTree)
+        n = 0
+        for step in range(40):
+            jobs = src.jobs()
+            active = [j for j in jobs if j.state.active]
+            if rnd.random() < 0.5 or not active:
+                n += 1
+                base = rnd.choice(jobs)
+                # Half reuse a name (a rerun, newer: it keeps its place when it ends),
+                # half a new one that sorts elsewhere among its domain's jobs.
+                name = base.name if rnd.random() < 0.5 else f"{rnd.choice('abz')}{n}-vd"
+                key = JobKey(base.key.host, base.key.domain_uuid, name, src.clock() + n)
+                job = base.evolve(key=key, state=JobState.RUNNING)
+                src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))
+            else:
+                end = rnd.choice([JobState.COMPLETED, JobState.ABORTED, JobState.FAILED])
+                src.set_state(rnd.choice(active).key, end)
+            app.flush_updates()
+            await pilot.pause(0.05)
+            synced = tree_nodes(tree)
+            app._sync_tree()
+            await pilot.pause(0.02)
+            assert synced == tree_nodes(tree), f"the tree differs after step {step}"

@@ -360,17 +360,26 @@ class JobView(EngineFeed):
         if self._pending_select is not None and table.select(self._pending_select):
             self._pending_select = None
 
+        tree = self.query_one(DomainTree)
         if (
             changes.structure
-            or changes.moved
             or self._view_dirty
             or (changes.states and self._filter)
+            or (
+                changes.moved
+                and not (
+                    self._show_finished
+                    and all(k in store.jobs for k in changes.moved)
+                    and tree.keeps_places([store.jobs[k] for k in changes.moved], store.jobs)
+                )
+            )
         ):
             self._sync_tree()
         elif changes.states:
-            # Only labels changed (running ↔ paused, ready): no node comes, goes or moves.
+            # Only labels changed (running ↔ paused, ready; a finished job that keeps its
+            # place): no node comes, goes or moves.
             pal = palette(self.no_color)
-            self.query_one(DomainTree).relabel([store.jobs[k] for k in changes.states], pal)
+            tree.relabel([store.jobs[k] for k in changes.states], pal)
         if changes.hosts or changes.structure or changes.moved or self._view_dirty:
             # Counts of active and finished jobs: a running ↔ paused flip leaves them.
             self._sync_status()

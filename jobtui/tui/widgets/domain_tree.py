@@ -17,7 +17,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from jobtui.model import Domain, Host, HostState, Job, JobKey, JobState
 from jobtui.tui.format import short_host
-from jobtui.tui.store import ALL, Scope
+from jobtui.tui.store import ALL, Scope, sort_key
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.tui.widgets.boxed import ContentBoxed
 from jobtui.tui.widgets.drawn import Drawn, restamp
@@ -270,6 +270,21 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
                 label = job_label(job, pal)
                 if node.label != label:
                     node.set_label(label)
+
+    def keeps_places(self, moved: list[Job], jobs: dict[JobKey, Job]) -> bool:
+        """Whether these jobs (finished, or active again) stay where they are among
+        their domain's jobs: then a new label is all the tree needs (an aborted copy
+        newer than its domain's finished runs of that name stays first)."""
+        for job in moved:
+            node = self._job_nodes.get(job.key)
+            if node is None or node.parent is None:
+                return False
+            keys = [c.data.key for c in node.parent.children if isinstance(c.data, JobRef)]
+            if len(keys) != len(node.parent.children) or any(k not in jobs for k in keys):
+                return False
+            if sorted(keys, key=lambda k: sort_key(jobs[k])) != keys:
+                return False
+        return True
 
     def _alive(self, node: TreeNode[NodeRef]) -> bool:
         try:
