@@ -8,9 +8,11 @@ compositor's render of what changed), which widgets' lines it drew, and the app'
 work before it (folding the event into the store and the widgets: "apply").
 
 With --selected the cursor is put on the new copy before it turns READY, as an
-operator waiting to pivot it has it: the detail pane follows that job.
+operator waiting to pivot it has it: the detail pane follows that job. With --reruns
+each new job reruns a finished one (its name), as in bench_tui_terminal's scene, so
+that an abort leaves it in its place among its domain's jobs.
 
-    .venv/bin/python bench/bench_tui_paint.py [--rounds 14] [--selected]
+    .venv/bin/python bench/bench_tui_paint.py [--rounds 14] [--selected] [--reruns]
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from textual.screen import Screen  # noqa: E402
 from textual.widget import Widget  # noqa: E402
 
 from jobtui import recorded  # noqa: E402
-from jobtui.model import JobKey, JobState, JobStateChanged  # noqa: E402
+from jobtui.model import Job, JobKey, JobState, JobStateChanged  # noqa: E402
 from jobtui.tui.app import JobTUI  # noqa: E402
 from jobtui.tui.view import JobView  # noqa: E402
 from jobtui.tui.widgets.job_table import JobTable  # noqa: E402
@@ -70,7 +72,7 @@ def instrument() -> None:
     JobView._apply_batch_now = timed_apply  # type: ignore[method-assign]
 
 
-async def scene(rounds: int, selected: bool) -> None:
+async def scene(rounds: int, selected: bool, reruns: bool = False) -> None:
     src = recorded.many(14, hosts=1)
     for job in src.jobs():
         src.set_state(job.key, JobState.ABORTED)
@@ -80,10 +82,17 @@ async def scene(rounds: int, selected: bool) -> None:
         await pilot.pause(0.5)
         domains = src.jobs()
         latest = max(j.key.started for j in domains)
+        if reruns:
+            # Rerun each domain's first job by name: ended, the rerun stays first.
+            firsts: dict[str, Job] = {}
+            for j in sorted(domains, key=lambda j: j.name):
+                firsts.setdefault(j.key.domain_uuid, j)
+            domains = list(firsts.values())
         for i in range(rounds):
             like = domains[i % len(domains)]
             # A new job each round: later than any on screen, so it sorts first.
-            key = JobKey(like.key.host, like.key.domain_uuid, "copy-vda", latest + 1 + i)
+            name = like.name if reruns else "copy-vda"
+            key = JobKey(like.key.host, like.key.domain_uuid, name, latest + 1 + i)
             job = like.evolve(key=key, state=JobState.RUNNING)
             PHASE[0] = "start"
             src.emit(JobStateChanged(key, None, JobState.RUNNING, job, src.clock()))
@@ -104,9 +113,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=14)
     ap.add_argument("--selected", action="store_true", help="the new copy under the cursor")
+    ap.add_argument("--reruns", action="store_true", help="each new job reruns a finished one")
     args = ap.parse_args()
     instrument()
-    asyncio.run(scene(args.rounds, args.selected))
+    asyncio.run(scene(args.rounds, args.selected, args.reruns))
     import jobtui
 
     print(f"jobtui under test: {Path(jobtui.__file__).parent}")
