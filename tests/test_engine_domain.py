@@ -329,3 +329,28 @@ def test_a_revert_to_a_shut_off_snapshot_ends_when_the_domain_stays_off(
         "running",
         "completed",
     ]
+
+
+def test_an_external_snapshot_that_halts_is_one_snapshot_job_until_libvirt_is_done(
+    lab: Lab, domname: str, monitor: JobMonitor
+) -> None:
+    """`snapshot-create --memspec … --halt`: libvirt sends JOB_COMPLETED once QEMU has
+    saved the memory, then holds the job for the disks and the halt (its poll waits),
+    and stops the domain (STOPPED, from snapshot). One snapshot job, over when libvirt
+    is, not a second one for the held poll, and no revert."""
+    dom = lab.filled_domain(domname, 256, disks=[DiskSpec("vda", lab.image(domname, 256, 0))])
+    stream = Stream(monitor)
+    mem, overlay = lab.root / f"{domname}.mem", lab.root / f"{domname}-ov.qcow2"
+    xml = (
+        f"<domainsnapshot><name>h</name><memory snapshot='external' file='{mem}'/>"
+        f"<disks><disk name='vda' snapshot='external'><source file='{overlay}'/></disk>"
+        "</disks></domainsnapshot>"
+    )
+    dom.snapshotCreateXML(xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_HALT)
+    returned = time.time()
+    assert dom.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT]
+    end = stream.wait_state(domname, "snapshot", JobState.COMPLETED, 30)
+    assert end.finished is not None and end.finished >= returned - 0.5
+    time.sleep(3)
+    assert stream.transitions(domname, "snapshot") == [(None, "running"), ("running", "completed")]
+    assert not [j for j in monitor.jobs(domain=domname) if j.name == "snapshot-revert"]

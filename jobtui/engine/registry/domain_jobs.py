@@ -74,6 +74,9 @@ def domain_progress(typ: JobType, stats: dict[str, Any]) -> tuple[int | None, in
 
 
 _COMPLETED = libvirt.VIR_DOMAIN_JOB_COMPLETED
+# Jobs whose JOB_COMPLETED comes when QEMU's part is done, libvirt then finishing (a file
+# written out; an external snapshot's disks, or its --halt): ended by a look (_held_look).
+_HELD_TYPES = frozenset({JobType.SAVE, JobType.DUMP, JobType.SNAPSHOT})
 # A held end no look has confirmed (the domain did not answer) is taken this much later.
 HELD_END_WAIT = 2.0
 
@@ -356,7 +359,7 @@ class DomainJobs(Migrations):
         d.completed_fp, d.seen_completed = _fingerprint(params), True
         d.want_completed = False
         succeeded = params.get("success", True) and params.get("type", _COMPLETED) == _COMPLETED
-        if typ in (JobType.SAVE, JobType.DUMP) and succeeded:
+        if typ in _HELD_TYPES and succeeded:
             # libvirt sends this when QEMU's part is done, and may then hold the job
             # (the domain paused) until its file is written out: a look says which.
             t.held_end = (params, e.time)

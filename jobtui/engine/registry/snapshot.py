@@ -86,8 +86,9 @@ class Snapshots(Lifecycle):
             return
         t = self._active_domain_job(d)
         if kind == _REVERT_BEGINS:
-            # (Also the end of `snapshot-create --halt`: its savevm owns that one.)
-            if t is None and d.stream_out is None:
+            # Also the end of `snapshot-create --halt`: its savevm, or its snapshot job
+            # (ended a moment before: its JOB_COMPLETED may come first), owns that one.
+            if t is None and d.stream_out is None and e.time - d.domain_job_ended > 1.0:
                 name = domain_job_name(JobType.SNAPSHOT_REVERT)
                 t = self._new(d, name, JobType.SNAPSHOT_REVERT, e.time, at=e.time)
                 self._update(t, e.time, message=REVERTING)
@@ -122,12 +123,15 @@ class Snapshots(Lifecycle):
         t = self._active_domain_job(d)
         if t is not None and t.job.type is JobType.SNAPSHOT_REVERT:
             return True
+        if t is not None and t.held_end is not None:
+            t.finishing_seen = True  # libvirt still holds the job its event said done
+            return True
         if d.stream_out is None:
             return False
         if t is not None:
             return is_savevm(t)
-        if held < SAVEVM_AFTER:
-            return False
+        if held < SAVEVM_AFTER or d.domain_job_ended >= d.stream_out:
+            return False  # (that stream was a job libvirt reported, now over)
         t = self._new(d, "snapshot", JobType.SNAPSHOT, d.stream_out,
                       config={SAVED_BY: SAVEVM}, at=at)  # fmt: skip
         self._update(
