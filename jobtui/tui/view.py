@@ -367,11 +367,7 @@ class JobView(EngineFeed):
             or (changes.states and self._filter)
             or (
                 changes.moved
-                and not (
-                    self._show_finished
-                    and all(k in store.jobs for k in changes.moved)
-                    and tree.keeps_places([store.jobs[k] for k in changes.moved], store.jobs)
-                )
+                and not (self._show_finished and tree.keeps_places(changes.moved, store.jobs))
             )
         ):
             self._sync_tree()

@@ -7,6 +7,7 @@ as well as a colour, so they read the same under NO_COLOR.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rich.style import Style
@@ -271,12 +272,12 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
                 if node.label != label:
                     node.set_label(label)
 
-    def keeps_places(self, moved: list[Job], jobs: dict[JobKey, Job]) -> bool:
+    def keeps_places(self, moved: Iterable[JobKey], jobs: dict[JobKey, Job]) -> bool:
         """Whether these jobs (finished, or active again) stay where they are among
         their domain's jobs: then a new label is all the tree needs (an aborted copy
         newer than its domain's finished runs of that name stays first)."""
-        for job in moved:
-            node = self._job_nodes.get(job.key)
+        for key in moved:
+            node = self._job_nodes.get(key)
             if node is None or node.parent is None:
                 return False
             keys = [c.data.key for c in node.parent.children if isinstance(c.data, JobRef)]
