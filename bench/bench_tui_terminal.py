@@ -19,8 +19,11 @@ source (bench/tui_storm_app.py).
 - idle: 50 domains, no jobs: CPU of the TUI process (engine included: it runs in
   process) and of `jobtui watch` (the engine alone), frames and bytes written.
 - storm: the marker row's state flip, emit -> screen, while 2000 events/s play over
-  2000 jobs and while they do not.
+  2000 jobs and while they do not; then the batch apply of such a storm, headless
+  (bench/bench_tui_events.py), and any event never shown.
 - bytes (with --demo): `jobtui demo --no-migration` and `top -d 1` at 80x24.
+
+It ends with issue 11's goals, each figure against the most it may be.
 
     .venv/bin/python bench/bench_tui_terminal.py [--trials 14] [--rounds 2] [--demo]
 """
@@ -172,7 +175,10 @@ class Pane:
     def close(self) -> None:
         self.control.close()
         with contextlib.suppress(subprocess.CalledProcessError):
-            subprocess.run([*TMUX, "kill-session", "-t", self.name], check=True)
+            # The pane's program may have quit already (the demo's `q`).
+            subprocess.run(
+                [*TMUX, "kill-session", "-t", self.name], check=True, stderr=subprocess.DEVNULL
+            )
 
 
 def _quote(arg: str) -> str:
@@ -241,16 +247,21 @@ def stats(ms: list[float]) -> tuple[float, float, float, float]:
 
 
 RESULTS: list[tuple[str, str]] = []
+# The numbers issue 11's goals are judged on, by the name they were reported under.
+FIGURES: dict[str, float] = {}
 
 
 def report(name: str, ms: list[float], unit: str = "ms") -> None:
     med, p90, p99, mx = stats(ms)
+    FIGURES[name + " median"], FIGURES[name + " p99"] = med, p99
     line = f"median {med:7.1f}  p90 {p90:7.1f}  p99 {p99:7.1f}  max {mx:7.1f} {unit}  (n={len(ms)})"
     RESULTS.append((name, line))
     print(f"  {name:44} {line}", flush=True)
 
 
-def note(name: str, text: str) -> None:
+def note(name: str, text: str, value: float | None = None) -> None:
+    if value is not None:
+        FIGURES[name] = value
     RESULTS.append((name, text))
     print(f"  {name:44} {text}", flush=True)
 
@@ -340,7 +351,7 @@ def keys(uri: str, tmp: Path, presses: int) -> None:
         report("key: jobtui (open + close help)", res["jobtui"])
         report("key: bare Textual app", res["bare"])
         diff = statistics.median(res["jobtui"]) - statistics.median(res["bare"])
-        note("key: jobtui - bare, median", f"{diff:+.1f} ms")
+        note("key: jobtui - bare, median", f"{diff:+.1f} ms", diff)
     finally:
         tui.close()
         bare.close()
@@ -404,11 +415,13 @@ def fifty(lab: Lab, uri: str, tmp: Path, launches: int, idle: float) -> None:
             size = now
         c1, w1, data, t1 = tui.cpu_seconds(), _cpu(wpane_pid), tui.bytes_written(), time.time()
         span = t1 - t0
-        note("idle: TUI process CPU (engine in it)", f"{(c1 - c0) / span * 100:.2f} % of a core")
+        cpu = (c1 - c0) / span * 100
+        note("idle: TUI process CPU (engine in it)", f"{cpu:.2f} % of a core", cpu)
         note("idle: jobtui watch CPU (engine alone)", f"{(w1 - w0) / span * 100:.2f} % of a core")
         note(
             "idle: TUI frames / bytes written",
             f"{frames} frames, {(len(data) - b0) / span:.0f} B/s over {span:.0f} s",
+            frames,
         )
     finally:
         tui.close()
@@ -480,6 +493,52 @@ def storm(tmp: Path, seconds: float) -> None:
     report("storm: marker emit -> screen, 2000 events/s", lat["storm"])
     if missed > 1:
         note("storm: marker flips never seen", str(missed))
+    storm_apply()
+
+
+def storm_apply() -> None:
+    """The storm's batch apply, headless (bench_tui_events.py): the engine-to-table
+    cost no terminal shows by itself, and whether any event was never shown."""
+    out = subprocess.run(
+        [PY, str(ROOT / "bench" / "bench_tui_events.py"), "--jobs", "2000"]
+        + ["--events", "10000", "--rate", "2000"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        cwd=NEUTRAL_CWD,
+        check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if "batch apply" in ln)
+    median = float(line.split("median", 1)[1].split("ms", 1)[0])
+    lost = next((ln for ln in out.splitlines() if "never shown" in ln), "")
+    note("storm: batch apply, headless, median", f"{median:.2f} ms", median)
+    count = int(lost.rsplit("(", 1)[1].split()[0]) if lost else 0
+    note("storm: events never shown, headless", str(count), count)
+
+
+# Issue 11's goals: (what, figure, the most it may be). Each figure is a side-by-side
+# difference or an absolute the issue names.
+GOALS = (
+    ("event -> screen p99, over virsh's line", "event: TUI screen after virsh's line p99", 50.0),
+    ("key -> screen median, over a bare app", "key: jobtui - bare, median", 20.0),
+    ("idle CPU, 50 domains, % of a core", "idle: TUI process CPU (engine in it)", 1.0),
+    ("idle frames drawn", "idle: TUI frames / bytes written", 0.0),
+    ("first domain on screen, median ms", "first frame: TUI launch -> first domain median", 500.0),
+    ("demo bytes/s at 80x24", "bytes: jobtui demo 80x24", 5000.0),
+    ("storm batch apply median, ms", "storm: batch apply, headless, median", 20.0),
+    ("storm events never shown", "storm: events never shown, headless", 0.0),
+)
+
+
+def print_goals() -> None:
+    print()
+    print("goals (issue 11)")
+    for what, key, most in GOALS:
+        if key not in FIGURES:
+            continue
+        got = FIGURES[key]
+        verdict = "met" if got <= most else "MISSED"
+        print(f"  {what:44} {got:9.2f}  (at most {most:g})  {verdict}")
 
 
 def demo_bytes(tmp: Path, seconds: float) -> None:
@@ -493,7 +552,8 @@ def demo_bytes(tmp: Path, seconds: float) -> None:
         tb0 = len(top.bytes_written())
         time.sleep(seconds)
         span = time.time() - t0
-        note("bytes: jobtui demo 80x24", f"{(len(demo.bytes_written()) - b0) / span:.0f} B/s")
+        rate = (len(demo.bytes_written()) - b0) / span
+        note("bytes: jobtui demo 80x24", f"{rate:.0f} B/s", rate)
         note("bytes: top -d 1 80x24", f"{(len(top.bytes_written()) - tb0) / span:.0f} B/s")
     finally:
         demo.keys("q")
@@ -562,6 +622,7 @@ def main() -> None:
     print("summary")
     for name, line in RESULTS:
         print(f"  {name:44} {line}")
+    print_goals()
 
 
 if __name__ == "__main__":
