@@ -84,6 +84,11 @@ def refusal(job: Job, op: ControlOp, opts: Options) -> str | None:
             return f"{name}: libvirt cannot abort a snapshot revert"
         if job.config.get("postcopy") == "active":
             return f"{name} is in post-copy: aborting now would lose the guest"
+        if job.config.get("postcopy") == "failed":
+            return (
+                f"{name}: post-copy failed; the guest's memory is on both hosts, so the "
+                "migration can only be recovered (virsh migrate --postcopy-resume)"
+            )
         if typ is JobType.DUMP and job.config.get("memory_only") == "yes":
             return f"{name}: QEMU cannot abort a memory-only dump"
         return None

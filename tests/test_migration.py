@@ -252,6 +252,75 @@ def test_postcopy_switch_shown_and_abort_refused(hosts: TwoHosts, name: str) -> 
         assert hosts.domain_b(name).isActive()
 
 
+def test_a_failed_postcopy_is_flagged_until_it_is_recovered(hosts: TwoHosts, name: str) -> None:
+    """`virsh domjobabort --postcopy` breaks a post-copy migration: libvirt keeps the
+    job, the guest stays paused with its memory on two hosts. That is flagged on both
+    sides until `migrate --postcopy-resume` recovers it, and the recovered migration
+    is shown moving again to its end."""
+    dom = hosts.filled_guest(name, 256, dirty_mib=64, rate_mib=32)
+    with watching(hosts, stall_after=3.0) as (m, stream):
+        mig = hosts.start_migration(dom, bandwidth_mib=16, postcopy=True, postcopy_bandwidth_mib=4)
+        out = stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        time.sleep(1.5)
+        m.control(out.key, ControlOp.POSTCOPY)
+        wait_until(
+            lambda: (
+                (j := job_on(m, hosts.uri_a, name, "migration-out"))
+                and j.config.get("postcopy") == "active"
+            ),
+            10,
+            "post-copy shown on the source",
+        )
+        time.sleep(1.0)
+        dom.abortJobFlags(libvirt.VIR_DOMAIN_ABORT_JOB_POSTCOPY)  # as another client
+        mig.wait(30)
+        assert mig.error is not None and "post-copy" in mig.error
+
+        def flagged(host: str, side: str) -> Job | None:
+            j = job_on(m, host, name, side)
+            ok = j is not None and j.stalled and "post-copy failed" in j.message
+            return j if ok else None
+
+        src = wait_until(lambda: flagged(hosts.uri_a, "migration-out"), 10, "source flagged")
+        wait_until(lambda: flagged(hosts.uri_b, "migration-in"), 10, "destination flagged")
+        assert src.state is JobState.RUNNING and src.config["postcopy"] == "failed"
+        assert dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_UNBOUNDED  # libvirt keeps it
+        # Well past stall_after and frozen_after: still the post-copy failure, not a
+        # guess at why nothing moves.
+        time.sleep(5.0)
+        src = flagged(hosts.uri_a, "migration-out")
+        assert src is not None, job_on(m, hosts.uri_a, name, "migration-out")
+        with pytest.raises(JobControlError, match="post-copy failed"):
+            m.control(src.key, ControlOp.ABORT)
+        assert ControlOp.ABORT not in allowed_ops(src, m.options)
+
+        hosts.start_migration(dom, bandwidth_mib=16, postcopy_bandwidth_mib=64, resume=True)
+        moving = wait_until(
+            lambda: (
+                (j := job_on(m, hosts.uri_a, name, "migration-out"))
+                and not j.stalled
+                and j.config.get("postcopy") == "active"
+                and j
+            ),
+            20,
+            "the recovered migration shown in post-copy again, not flagged",
+        )
+        assert "failed" not in moving.message and moving.key == src.key  # the same job
+        wait_until(
+            lambda: (
+                (j := job_on(m, hosts.uri_b, name, "migration-in"))
+                and not j.stalled
+                and j.config.get("postcopy") == "active"
+            ),
+            20,
+            "the destination no longer flagged",
+        )
+        stream.wait_state(name, "migration-out", JobState.COMPLETED, 90)
+        stream.wait_state(name, "migration-in", JobState.COMPLETED, 30)
+        assert hosts.domain_b(name).isActive()
+
+
 def test_postcopy_asks_on_a_terminal_like_abort(hosts: TwoHosts, name: str, tmp_path: Path) -> None:
     """`jobtui postcopy` asks first, as the TUI does: there is no way back from it."""
     dom = hosts.filled_guest(name, 256, dirty_mib=64, rate_mib=32)

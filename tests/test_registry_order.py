@@ -474,3 +474,42 @@ def test_a_save_held_after_its_job_completed_event_ends_when_its_domain_stops() 
     assert transitions(reg) == [(None, "running"), ("running", "completed")]
     (done,) = reg.finished.values()
     assert done.name == "save" and done.finished == t0 + 3
+
+
+def test_a_failed_postcopy_is_not_undone_by_an_older_look_but_by_its_recovery() -> None:
+    """The source of a post-copy migration fails (SUSPENDED/POSTCOPY_FAILED); a poll
+    begun just before reads the state reason "post-copy" and is handled after the
+    event. Only what comes after the failure (the recovery's SUSPENDED/POSTCOPY, or a
+    look begun later) says post-copy runs again."""
+    reg = Registry(frozen_after=5.0)
+    t0 = 9000.0
+    paused = libvirt.VIR_DOMAIN_PAUSED_POSTCOPY
+
+    def look(at: float, reason: int, sent: int) -> None:
+        stats = {"type": 2, "operation": 5, "time_elapsed": int((at - t0) * 1000) + 4000,
+                 "data_total": 256 * MiB, "data_processed": sent,
+                 "data_remaining": 256 * MiB - sent, "memory_iteration": 2}  # fmt: skip
+        reg.apply_sample(
+            HOST, DomainSample(UID, "m1", "paused", at, reason=reason, job_stats=stats)
+        )
+
+    def suspended(at: float, detail: int) -> ev.LifecycleEv:
+        return ev.LifecycleEv(HOST, UID, "m1", at, event=libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+                              detail=detail)  # fmt: skip
+
+    look(t0, paused, 64 * MiB)
+    (t,) = reg.active.values()
+    assert t.job.config["postcopy"] == "active" and not t.job.stalled
+    reg.apply_event(suspended(t0 + 2, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED))
+    look(t0 + 1.9, paused, 70 * MiB)  # begun before the failure, handled after it
+    assert t.job.config["postcopy"] == "failed" and t.job.stalled
+    assert t.job.message.startswith("post-copy failed:")
+    failed = libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED
+    for i in range(3, 60, 5):  # frozen far past frozen_after: still the failure, said once
+        look(t0 + i, failed, 70 * MiB)
+    assert t.job.stalled and t.job.message.startswith("post-copy failed:")
+    reg.apply_event(suspended(t0 + 61, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY))
+    assert t.job.config["postcopy"] == "active" and not t.job.stalled
+    assert t.job.message == "post-copy recovered after a failure"
+    look(t0 + 62, paused, 80 * MiB)
+    assert t.job.state is JobState.RUNNING and not t.job.stalled

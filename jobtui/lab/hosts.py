@@ -281,6 +281,7 @@ class TwoHosts:
         postcopy_bandwidth_mib: int = 0,
         storage: bool = False,
         peer2peer: bool = True,
+        resume: bool = False,
     ) -> Migration:
         """Live-migrate `dom` to `dest_uri` (host B by default) in a background thread.
 
@@ -290,6 +291,8 @@ class TwoHosts:
         `storage` the disks are copied (NON_SHARED_DISK, MIGRATE_DISKS=vda...).
         `postcopy` allows a switch to post-copy (`migrateStartPostCopy`), whose
         bandwidth is `postcopy_bandwidth_mib` (0: QEMU's default, unlimited).
+        `resume` recovers a post-copy migration that failed (`virsh migrate
+        --postcopy --postcopy-resume`): libvirt continues the same migration job.
         """
         if self._closed:
             raise LabError("the hosts are closed")
@@ -299,6 +302,9 @@ class TwoHosts:
             libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: bandwidth_mib,
         }
         flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_UNSAFE
+        if resume:
+            flags |= libvirt.VIR_MIGRATE_POSTCOPY_RESUME
+            postcopy = True
         if postcopy:
             flags |= libvirt.VIR_MIGRATE_POSTCOPY
             if postcopy_bandwidth_mib:

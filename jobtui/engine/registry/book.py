@@ -100,6 +100,7 @@ class Track:
     # to write its file out (domain_jobs.py, _held_end), and whether a look saw that.
     held_end: tuple[dict[str, Any], float] | None = None
     finishing_seen: bool = False
+    postcopy_failed_at: float = 0.0  # when post-copy last failed (migration.py)
 
 
 @dataclass

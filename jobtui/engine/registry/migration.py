@@ -44,6 +44,12 @@ PASS_MARGIN = 0.10
 # 16 MiB and sleeps 4 s; mirrors at 16 MiB/s moved in 32 MiB steps).
 THROTTLED_STEP = 32 * 1024 * 1024
 
+POSTCOPY_FAILED = (
+    "post-copy failed: the guest's memory is split between the hosts and it stays paused "
+    "until the migration is recovered (virsh migrate --postcopy --postcopy-resume)"
+)
+POSTCOPY_RECOVERED = "post-copy recovered after a failure"
+
 # Jobs whose remaining work is watched for a stall while they run.
 _STALL_BLOCK_TYPES = frozenset({JobType.BLOCK_COPY, JobType.BLOCK_COMMIT_ACTIVE})
 
@@ -225,14 +231,14 @@ class Migrations(Book):
                 t.stall_msg = ""
                 self._update(t, now, stalled=False, message=msg)
             return
+        if t.job.type.is_migration and t.job.config.get("postcopy") == "failed":
+            return  # flagged with its cause (_set_postcopy) until it is recovered
         after = self.frozen_after
         if t.job.type.is_block and t.job.bandwidth:
             # A throttled block job moves in steps of up to THROTTLED_STEP, then sleeps
             # to keep the average: a 1 MiB/s copy is silent ~30 s between steps.
             after = max(after, 3 * THROTTLED_STEP / t.job.bandwidth)
         idle = conv.frozen(now, after)
-        if t.job.type.is_migration and t.job.config.get("postcopy") == "failed":
-            idle = 0.0  # post-copy failed says more than "nothing moves"
         if idle:
             if t.job.type.is_migration:
                 why = (
@@ -287,17 +293,23 @@ class Migrations(Book):
     def _set_postcopy(self, t: Track, value: str, at: float) -> None:
         if t.job.config.get("postcopy") == value or not t.job.state.active:
             return
-        if value == "active" and t.job.config.get("postcopy") == "failed":
-            return  # a late sample or event: failure is the last word
+        was_failed = t.job.config.get("postcopy") == "failed"
+        if value == "active" and was_failed and at <= t.postcopy_failed_at:
+            return  # a look begun before the failure, or its event overtaken
         config = dict(t.job.config, postcopy=value)
         changes: dict[str, Any] = {"config": FrozenMap(config)}
         if value == "active" and t.conv is not None:
             t.conv.restart(at)
         if value == "failed":
-            changes["message"] = (
-                "post-copy failed: the guest's memory is split between the hosts and it "
-                "stays paused until the migration is recovered (--postcopy-resume)"
-            )
+            # libvirt keeps the job (jobStats: unbounded, figures frozen) and the guest
+            # paused, its memory on two hosts: the worst stall there is, not a guess.
+            t.postcopy_failed_at = at
+            t.stall_msg = POSTCOPY_FAILED
+            changes.update(message=POSTCOPY_FAILED, stalled=True)
+        elif was_failed:
+            # `migrate --postcopy-resume` continues the same job.
+            t.stall_msg = ""
+            changes.update(message=POSTCOPY_RECOVERED, stalled=False)
         self._update(t, at, **changes)
         peer = self._peer_track(t.job)
         if peer is not None:
