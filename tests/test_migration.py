@@ -610,6 +610,45 @@ def test_storage_migration_folds_its_copy_job(hosts: TwoHosts, name: str) -> Non
         assert int(image_info(b_image)["actual-size"]) >= 90 * MiB
 
 
+@pytest.mark.parametrize("fault", ["abort", "kill-destination"])
+def test_a_storage_migration_ended_during_its_disk_copy_says_how(
+    hosts: TwoHosts, name: str, fault: str
+) -> None:
+    """During a storage migration's disk copy QEMU's migration has not begun: no
+    MIGRATION event comes and libvirt keeps no statistics when it ends badly. Its
+    disk copy (a mirror libvirt runs) says how: cancelled by an abort from another
+    client, or failed with QEMU's error when the destination's QEMU dies. Both
+    sides say so, not "unknown"."""
+    dom = hosts.filled_guest(name, 128, disk_mib=256, disk_data_mib=200)
+    with watching(hosts) as (m, stream):
+        mig = hosts.start_migration(dom, bandwidth_mib=4, storage=True)
+        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        wait_until(
+            lambda: (
+                (j := job_on(m, hosts.uri_a, name, "migration-out"))
+                and (j.current or 0) >= 16 * MiB
+            ),
+            20,
+            "the disk copy under way",
+        )
+        assert dom.jobStats().get("memory_processed", 0) == 0  # still the storage copy
+        if fault == "abort":
+            dom.abortJob()  # as `virsh domjobabort` would
+            want, says = JobState.ABORTED, "the copy of vda to the destination was cancelled at "
+        else:
+            pid = wait_until(lambda: hosts.b.qemu_pids().get(name), 10, "the destination's QEMU")
+            os.kill(pid, signal.SIGKILL)
+            want, says = JobState.FAILED, "QEMU reports the copy of vda to the destination failed"
+        out = stream.wait_state(name, "migration-out", want, 60)
+        mig.wait(30)
+        assert mig.error is not None
+        assert out.message.startswith(says), out.message
+        inc = stream.wait_state(name, "migration-in", want, 30)
+        assert inc.message == f"the source says: {out.message}"
+        assert dom.isActive() and hosts.domain_b(name) is None  # the guest stays on A
+
+
 def test_mirror_outpaced_by_guest_writes_is_stalled_then_clears() -> None:
     """The block side of the stall rule, on the registry alone: QEMU 7.2 here does
     not throttle an active commit (a 64 MiB commit at "1 MiB/s" is READY in 0.5 s,

@@ -513,3 +513,49 @@ def test_a_failed_postcopy_is_not_undone_by_an_older_look_but_by_its_recovery() 
     assert t.job.message == "post-copy recovered after a failure"
     look(t0 + 62, paused, 80 * MiB)
     assert t.job.state is JobState.RUNNING and not t.job.stalled
+
+
+def test_a_destination_gone_waits_for_its_source_still_copying_then_quotes_it() -> None:
+    """A storage migration whose destination QEMU went: libvirt held the source's job
+    9 s more (measured), longer than a domain job's grace. The migration-in waits for
+    the source's verdict while the source's job runs; QEMU's cancel of the disk copy
+    (libvirt's `drive-` + alias mirror) is that verdict."""
+    host_b = "qemu+unix:///system?socket=/run/b"
+    reg = Registry()
+    t0 = 9500.0
+    vda = (DiskInfo("vda", "virtio-disk0", "/lab/m1.qcow2"),)
+    copying = {"type": 2, "operation": 5, "time_elapsed": 3000, "data_total": 256 * MiB,
+               "data_processed": 48 * MiB, "data_remaining": 208 * MiB,
+               "disk_total": 256 * MiB, "disk_processed": 48 * MiB}  # fmt: skip
+
+    def source(at: float, stats: dict[str, int] | None) -> None:
+        look = DomainSample(UID, "m1", "running", at, disks=vda, job_stats=stats or {},
+                            completed_stats=None if stats else {})  # fmt: skip
+        reg.apply_sample(HOST, look)
+
+    source(t0, copying)
+    reg.apply_event(
+        ev.LifecycleEv(host_b, UID, "m1", t0 + 0.1, event=libvirt.VIR_DOMAIN_EVENT_STARTED,
+                       detail=libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED)
+    )  # fmt: skip
+    reg.remove_domain(host_b, UID, t0 + 2)  # its QEMU was killed
+    for i in range(3, 30, 3):
+        source(t0 + i, copying)
+        reg.tick(t0 + i)
+    assert [(t.job.name, t.job.state) for t in reg.active.values()] == [
+        ("migration-out", JobState.RUNNING),
+        ("migration-in", JobState.RUNNING),
+    ]
+    cancelled = (("device", "drive-virtio-disk0"), ("len", 256 * MiB), ("offset", 48 * MiB),
+                 ("speed", 4 * MiB), ("type", "mirror"))  # fmt: skip
+    reg.apply_event(ev.QemuEv(HOST, UID, "m1", t0 + 30, name="BLOCK_JOB_CANCELLED",
+                              details=cancelled))  # fmt: skip
+    source(t0 + 31, None)
+    ended = {j.name: j for j in reg.finished.values()}
+    out, inc = ended["migration-out"], ended["migration-in"]
+    assert out.state is JobState.ABORTED and inc.state is JobState.ABORTED
+    assert out.message == (
+        "the copy of vda to the destination was cancelled at 48.0 MiB of 256.0 MiB "
+        "(libvirt cancels it when the migration is aborted)"
+    )
+    assert inc.message == f"the source says: {out.message}"

@@ -22,6 +22,7 @@ from jobtui.model import (
     JobState,
     JobType,
 )
+from jobtui.units import mib
 
 # Block-copy events this soon after a storage migration ended still belong to it.
 MIGRATION_AFTERMATH = 5.0
@@ -140,6 +141,33 @@ class BlockJobs(Limbo):
             changes["bandwidth"] = bw
         self._update(t, at, **changes)
 
+    def _storage_copy_ended(self, t: Track, state: JobState, why: str) -> None:
+        """A storage migration whose disk copy failed or was cancelled ends with it.
+        During the copy QEMU's migration has not begun, so no MIGRATION event will
+        say how the job ended, and libvirt keeps no statistics of a failed one:
+        without this word it could only end unknown. The first word is kept (QEMU's
+        comes milliseconds before libvirt's, and says more)."""
+        if t.job.type is JobType.MIGRATION_OUT and t.hint is None and t.job.state.active:
+            t.hint = (state, why)
+
+    def _storage_copy_qemu_end(self, d: DomainInfo, t: Track, e: ev.QemuEv, error: str) -> None:
+        """QEMU's BLOCK_JOB_COMPLETED with an error, or BLOCK_JOB_CANCELLED, of a
+        mirror libvirt runs for a storage migration (its id: `drive-` + the disk's
+        alias)."""
+        qid = str(e.get("device", ""))
+        disk = next((x.target for x in d.disks if x.alias and qid == f"drive-{x.alias}"), qid)
+        offset, length = e.get("offset"), e.get("len")
+        at = f"{mib(offset)} of {mib(length)}" if isinstance(offset, int) else "?"
+        if error:
+            why = f"QEMU reports the copy of {disk} to the destination failed at {at}: {error}"
+            self._storage_copy_ended(t, JobState.FAILED, why)
+        else:
+            why = (
+                f"the copy of {disk} to the destination was cancelled at {at} "
+                "(libvirt cancels it when the migration is aborted)"
+            )
+            self._storage_copy_ended(t, JobState.ABORTED, why)
+
     def _block_event(self, e: ev.BlockJobEv) -> None:
         d = self._domain(e.host, e.uuid, e.domain)
         typ = BLOCK_TYPES.get(e.type, JobType.UNKNOWN)
@@ -159,6 +187,10 @@ class BlockJobs(Limbo):
                 if typ is JobType.BACKUP:
                     config = _with_disk(config, e.disk)
                 self._update(domain_job, e.time, stats=FrozenMap(stats), config=config)
+                if state in (JobState.FAILED, JobState.ABORTED):
+                    # (libvirt 9.0 says "failed" for a copy it cancelled, too.)
+                    why = f"libvirt reports the copy of {e.disk} to the destination failed"
+                    self._storage_copy_ended(domain_job, JobState.FAILED, why)
             return
         name = block_job_name(typ, e.disk)
         t = self.active.get(TrackId(e.host, e.uuid, name))

@@ -146,6 +146,8 @@ class Registry(Snapshots):
                 continue
             if t.gone_since is not None and now - t.gone_since > grace:
                 if t.awaiting_source:
+                    if self._source_still_at_it(t, now):
+                        continue
                     self._conclude_incoming(t, now, self._peer_job(t.job))
                 else:
                     self._vanished(

@@ -223,7 +223,11 @@ class Lifecycle(BlockJobs):
             t = next((x for x in tracks if x.job.qemu_id == qid), None) or next(
                 (x for x in tracks if disk and x.disk == disk), None
             )
-            if t is not None and beyond_libvirt(t):
+            mig = self._active_domain_job(d) if t is None else None
+            if mig is not None and mig.job.type is JobType.MIGRATION_OUT:
+                if error or e.name == "BLOCK_JOB_CANCELLED":
+                    self._storage_copy_qemu_end(d, mig, e, error)
+            elif t is not None and beyond_libvirt(t):
                 t.hint = qemu_outcome(e.name, error, t.job)  # libvirt will send no word
             elif e.name == "BLOCK_JOB_CANCELLED":
                 return  # libvirt's own event follows and says it: no extra poll now

@@ -44,6 +44,9 @@ PASS_MARGIN = 0.10
 # 16 MiB and sleeps 4 s; mirrors at 16 MiB/s moved in 32 MiB steps).
 THROTTLED_STEP = 32 * 1024 * 1024
 
+# The longest a migration-in whose domain went waits for its source's job to end.
+SOURCE_VERDICT_WAIT = 60.0
+
 POSTCOPY_FAILED = (
     "post-copy failed: the guest's memory is split between the hosts and it stays paused "
     "until the migration is recovered (virsh migrate --postcopy --postcopy-resume)"
@@ -365,6 +368,20 @@ class Migrations(Book):
                     dict(inc.job.config, **{"progress-from": out.job.host})
                 )
             self._update(inc, time.time(), **changes)
+
+    def _source_still_at_it(self, t: Track, now: float) -> bool:
+        """A migration-in whose domain went waits for its source's verdict while the
+        source's job still runs on a host that answers (measured: libvirt held a
+        storage migration's job 9 s after its destination QEMU died), up to
+        SOURCE_VERDICT_WAIT."""
+        out = self._peer_job(t.job)
+        return (
+            out is not None
+            and out.state.active
+            and out.host not in self.lost_at
+            and t.gone_since is not None
+            and now - t.gone_since < SOURCE_VERDICT_WAIT
+        )
 
     def _source_ended(self, out: Job, at: float) -> None:
         """The source's verdict decides a migration-in whose domain already went."""
