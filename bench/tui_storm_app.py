@@ -12,6 +12,7 @@ flips the first row's job between running and paused. Each flip's emit time
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import threading
 import time
@@ -64,8 +65,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--log", required=True)
     args = ap.parse_args()
+    # As the `jobtui` command runs its TUI (jobtui.cli.entry): no collection until the
+    # first frame, then what was made so far frozen out of later full collections.
+    gc.disable()
     src = recorded.many(args.jobs)
-    app = JobTUI(src)
+    app = JobTUI(src, freeze_gc=True)
     stop = threading.Event()
     player = threading.Thread(target=play, args=(src, args, stop), daemon=True)
 
