@@ -10,6 +10,7 @@ real; there the order is up to the scheduler).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import libvirt
@@ -559,3 +560,26 @@ def test_a_destination_gone_waits_for_its_source_still_copying_then_quotes_it() 
         "(libvirt cancels it when the migration is aborted)"
     )
     assert inc.message == f"the source says: {out.message}"
+
+
+def test_a_migration_that_ended_while_its_host_was_out_of_reach_has_final_figures() -> None:
+    """The link to the source host dropped mid-migration (its figures went stale);
+    the migration completed meanwhile, and the first look after the reconnection
+    reads libvirt's kept final statistics: final figures, not stale ones (JSON's
+    "stale", the XML's <stale/> and jobtui_job_stale said so before)."""
+    reg = Registry()
+    t0 = time.time()
+    reg.apply_sample(HOST, running(t0, 1000))
+    reg.host_lost(HOST)
+    (t,) = reg.active.values()
+    assert t.job.stale
+    reg.host_up(HOST, qemu_events=True)
+    shut = libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED
+    look = DomainSample(
+        UID, "m1", "shut off", t0 + 9, reason=shut, completed_stats=final_stats(7000)
+    )
+    reg.apply_sample(HOST, look)
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    (job,) = reg.finished.values()
+    assert job.stats["downtime"] == 40 and job.current == job.end
+    assert not job.stale and job.sampled == t0 + 9

@@ -261,7 +261,19 @@ class DomainJobs(Migrations):
         else:
             state, msg = JobState.COMPLETED, errmsg
         merged = _merge_disk_stats(stats, t.job.stats)
-        self._set_state(t, state, at, stats=FrozenMap(merged), current=cur, end=end, message=msg)
+        # libvirt's last word on the figures: they are final, not old (the job may
+        # have gone stale while its host was out of reach, and ended meanwhile).
+        self._set_state(
+            t,
+            state,
+            at,
+            stats=FrozenMap(merged),
+            current=cur,
+            end=end,
+            message=msg,
+            stale=False,
+            sampled=max(at, t.job.sampled or 0.0),
+        )
 
     def _vanished(self, t: Track, at: float, why: str) -> None:
         if (
