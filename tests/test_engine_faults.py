@@ -201,6 +201,35 @@ def test_a_job_started_through_qmp_stays_shown_as_qemu_says_and_is_cancelled_the
         m.stop()
 
 
+@pytest.mark.parametrize("qmp_cmd", ["block-job-cancel", "block-job-complete"])
+def test_a_ready_copy_ended_through_qmp_is_not_called_pivoted_when_libvirt_did_not_switch(
+    lab: Lab, domname: str, qmp_cmd: str
+) -> None:
+    """Another client ends libvirt's READY copy through QEMU's monitor: libvirt reports
+    it completed either way, and its XML keeps the original image (QEMU stays on it
+    after a cancel, switches alone after a complete). "pivoted: the disk now uses the
+    copy" would be false for libvirt: the first XML read after the event says so."""
+    src = lab.image(f"{domname}-a", 128, 32)
+    dom = lab.domain(domname, [DiskSpec("vda", src)])
+    m = make_monitor(lab)
+    try:
+        lab.start_copy(dom, "vda", bandwidth=0)
+        job = wait_until(lambda: m.find(domname, "copy-vda"), 10, "the copy")
+        wait_until(lambda: m.job(job.key).state is JobState.READY, 30, "ready")
+        (qemu_job,) = _qmp(dom, "query-jobs")["return"]
+        assert "error" not in _qmp(dom, qmp_cmd, device=qemu_job["id"])
+        ended = wait_until(
+            lambda: (j := m.job(job.key)) and "XML still names" in j.message and j,
+            10,
+            "the copy's end corrected by libvirt's XML",
+        )
+        assert ended.state is JobState.COMPLETED  # libvirt's own word
+        assert f"still names {src} for vda, not the copy" in ended.message
+        assert f"file='{src}'" in dom.XMLDesc(0)  # what libvirt says the disk is
+    finally:
+        m.stop()
+
+
 def test_pause_refused_without_opt_in(lab: Lab, domname: str) -> None:
     chain = lab.chain(domname, 2, 128, 48)
     dom = lab.domain(domname, [DiskSpec("vda", chain[-1])])

@@ -19,6 +19,7 @@ from jobtui.engine.sample import (
 )
 from jobtui.model import (
     FrozenMap,
+    JobProgress,
     JobState,
     JobType,
 )
@@ -249,6 +250,34 @@ class BlockJobs(Limbo):
             msg = "pivoted: the disk now uses the base it was committed into"
         cur = t.job.end if state is JobState.COMPLETED and t.job.end else t.job.current
         self._set_state(t, state, e.time, message=msg, current=cur)
+        if state is JobState.COMPLETED and typ is JobType.BLOCK_COPY:
+            d.pivots[e.disk] = (t.job.key, e.time)  # the XML read it pokes for tells
+
+    def _check_pivots(self, d: DomainInfo, taken: float) -> None:
+        """A copy libvirt reported completed is pivoted when libvirt's XML names the copy.
+        A READY mirror ended through QEMU's monitor is reported completed too, the XML
+        unchanged (measured: `block-job-cancel` left QEMU on the original image,
+        `block-job-complete` switched QEMU alone): the first XML read after the event
+        corrects the finished job's word for it."""
+        for disk, (key, at) in list(d.pivots.items()):
+            if taken <= at:
+                continue
+            del d.pivots[disk]
+            job = self.finished.get(key)
+            now = next((x for x in d.disks if x.target == disk), None)
+            dest = job.config.get("destination") if job is not None else None
+            if job is None or now is None or not dest or now.source == dest:
+                continue
+            fixed = job.evolve(
+                message=(
+                    f"libvirt reports the copy completed, but its XML still names "
+                    f"{now.source} for {disk}, not the copy: the mirror was ended outside "
+                    "libvirt (QEMU's monitor), so libvirt did not switch the disk"
+                )
+            )
+            self.finished[key] = fixed
+            self.out.append(JobProgress(fixed))
+            self.newly_finished.append(fixed)  # the history's record is replaced
 
 
 def _with_disk(config: FrozenMap, disk: str) -> FrozenMap:

@@ -136,6 +136,9 @@ class DomainInfo:
     # unless libvirt reports a job of that stream after all (snapshot.py).
     savevm_done: tuple[float, float] | None = None
     domain_id: int = -1  # libvirt's id of the running QEMU (changes with every start)
+    # Copies libvirt reported completed, by disk: (the job, the event's time), until an
+    # XML read after it shows the disk on the copy (block_jobs.py, _check_pivots).
+    pivots: dict[str, tuple[JobKey, float]] = field(default_factory=dict)
     full_once: bool = False  # a full sample (QEMU asked) has been applied
     first_full: float | None = None  # when the first full sample applied was taken
 

@@ -65,6 +65,7 @@ class Registry(Snapshots):
         if s.disks is not None:
             d.disks = s.disks
             d.xml_dirty = False
+            self._check_pivots(d, s.taken)
         d.starting_up = s.state == "paused" and s.reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
         if not d.starting_up:
             d.starting_since = None
