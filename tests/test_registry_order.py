@@ -583,3 +583,23 @@ def test_a_migration_that_ended_while_its_host_was_out_of_reach_has_final_figure
     (job,) = reg.finished.values()
     assert job.stats["downtime"] == 40 and job.current == job.end
     assert not job.stale and job.sampled == t0 + 9
+
+
+def test_a_block_job_gone_while_its_host_was_out_of_reach_says_its_end_may_be_lost() -> None:
+    """A copy aborted by another client while the link to its host was down: libvirt's
+    event went into the dead connection, and nothing kept says how it ended."""
+    reg = Registry()
+    t0 = time.time()
+    vda = (DiskInfo("vda", "virtio-disk0", "/lab/m1.qcow2"),)
+    copy = {"type": 2, "bandwidth": 0, "cur": 64 * MiB, "end": 64 * MiB}
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, disks=vda, block={"vda": copy}))
+    reg.host_lost(HOST)
+    reg.host_up(HOST, qemu_events=True)
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 5, disks=vda, block={}))
+    reg.tick(t0 + 8)
+    (job,) = reg.finished.values()
+    assert job.state is JobState.UNKNOWN
+    assert job.message == (
+        "the job is gone and libvirt sent no event saying how it ended (the connection to "
+        "its host was down for part of its run: an event sent then is lost)"
+    )

@@ -151,9 +151,14 @@ class Registry(Snapshots):
                         continue
                     self._conclude_incoming(t, now, self._peer_job(t.job))
                 else:
-                    self._vanished(
-                        t, now, t.gone_why or "libvirt sent no event saying how it ended"
-                    )
+                    why = t.gone_why or "libvirt sent no event saying how it ended"
+                    if not t.gone_why and t.lost_at is not None:
+                        # Its end event may well have been sent, into a dead connection.
+                        why += (
+                            " (the connection to its host was down for part of its run: "
+                            "an event sent then is lost)"
+                        )
+                    self._vanished(t, now, why)
                 continue
             if (
                 t.paused_since is not None
