@@ -19,6 +19,7 @@ from jobtui.engine.early_open import EarlyOpen
 from jobtui.engine.monitor import JobMonitor
 from jobtui.lab import DiskSpec, Lab, MiB
 from jobtui.lab.daemon import PrivateDaemon, start_private_daemon
+from jobtui.lab.images import image_info
 from jobtui.model import ControlOp, DomainChanged, HostState, JobState, JobType
 
 
@@ -131,7 +132,11 @@ def test_a_pull_that_finished_while_the_daemon_was_down_ends_completed_as_the_xm
         syslab.start_pull(dom, "vda", bandwidth=16 * MiB)
         job = wait_until(lambda: m.find(sysname, "pull-vda"), 10, "the pull")
         daemon.kill()
-        time.sleep(8)  # QEMU, on its own, finishes the pull meanwhile
+        # QEMU, on its own, finishes the pull meanwhile: the top image then names no
+        # backing file (8 s were not always enough on a loaded machine).
+        wait_until(
+            lambda: "backing-filename" not in image_info(chain[-1]), 60, "the pull done in QEMU"
+        )
         daemon.restart()
         syslab.reconnect()
         assert "<backingStore type=" not in virsh(syslab.uri, "dumpxml", sysname)
