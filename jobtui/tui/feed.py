@@ -117,6 +117,7 @@ class EngineFeed(App[None]):
         self.post_message(SnapshotLoaded(hosts, domains, jobs, since_seq, engine_started))
 
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        first = False  # the engine's first picture, applied now
         if message.error:
             self.notify(message.error, title="cannot list jobs", severity="error")
         else:
@@ -136,7 +137,7 @@ class EngineFeed(App[None]):
         self._view_dirty = True
         self._apply_batch()
         self._loaded.set()
-        if not message.error and first and self._freeze_gc:
+        if first and self._freeze_gc:
             # The engine's first picture made the rows and tree lines of every job and
             # domain, which live on; frozen like Textual's own (view.on_ready), a full
             # collection no longer scans them (measured with 2000 jobs: 118,000 such
