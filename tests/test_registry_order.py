@@ -603,3 +603,32 @@ def test_a_block_job_gone_while_its_host_was_out_of_reach_says_its_end_may_be_lo
         "the job is gone and libvirt sent no event saying how it ended (the connection to "
         "its host was down for part of its run: an event sent then is lost)"
     )
+
+
+def test_a_job_that_ran_entirely_while_the_link_was_down_is_told_from_the_kept_stats() -> None:
+    """A dump run and ended by another client while this host's link was down: its
+    JOB_COMPLETED went into the dead connection; libvirt's kept final statistics are
+    the only trace. A job already told (its event, before the link went) is not told
+    twice, though libvirt's kept copy of its stats differs from the event's (`type`)."""
+    reg = Registry()
+    t0 = time.time()
+    other = "00000000-0000-4000-8000-0000000000bb"
+    seen = {"operation": 9, "time_elapsed": 210, "disk_total": 64 * MiB}  # a push backup
+    for uid in (UID, other):
+        reg.apply_sample(HOST, DomainSample(uid, "m1", "running", t0, completed_stats={}))
+    reg.apply_event(ev.JobCompletedEv(HOST, UID, "m1", t0 + 1, params=tuple(seen.items())))
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    reg.host_lost(HOST)
+    reg.host_up(HOST, qemu_events=True)
+    kept_seen = dict(seen, type=3)  # jobStats(COMPLETED) says `type`, the event does not
+    unseen = {"type": 3, "operation": 8, "time_elapsed": 80, "memory_total": 64 * MiB}
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 6, completed_stats=kept_seen))
+    reg.apply_sample(HOST, DomainSample(other, "m1", "running", t0 + 6, completed_stats=unseen))
+    assert transitions(reg) == [(None, "running"), ("running", "completed")]
+    told = [j for j in reg.finished.values() if j.key.domain_uuid == other]
+    assert len(told) == 1 and told[0].name == "dump" and told[0].state is JobState.COMPLETED
+    assert told[0].message.startswith("it ran while the connection to this host was down (")
+    assert told[0].stats["time_elapsed"] == 80
+    # Later looks at the same kept stats, the link up all along, tell nothing more.
+    reg.apply_sample(HOST, DomainSample(other, "m1", "running", t0 + 9, completed_stats=unseen))
+    assert transitions(reg) == [] and len(reg.finished) == 2

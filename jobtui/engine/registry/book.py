@@ -139,6 +139,9 @@ class DomainInfo:
     # Copies libvirt reported completed, by disk: (the job, the event's time), until an
     # XML read after it shows the disk on the copy (block_jobs.py, _check_pivots).
     pivots: dict[str, tuple[JobKey, float]] = field(default_factory=dict)
+    # When this host's connection was lost, until the first full look after it is back:
+    # a domain job may have run and ended unseen meanwhile (domain_jobs.py, _ran_unseen).
+    lost_since: float | None = None
     full_once: bool = False  # a full sample (QEMU asked) has been applied
     first_full: float | None = None  # when the first full sample applied was taken
 
@@ -362,6 +365,9 @@ class Book:
     def host_lost(self, host: str) -> None:
         """The connection is gone: every figure of the host's jobs is now old."""
         self.lost_at[host] = time.time()
+        for d in self.domains.values():
+            if d.host == host and d.lost_since is None:
+                d.lost_since = self.lost_at[host]
         for k, t in list(self.active.items()):
             if k.host == host:
                 t.lost_at = self.lost_at[host]

@@ -146,6 +146,10 @@ class DomainJobs(Migrations):
             fp = _fingerprint(s.completed_stats)
             fresh = d.seen_completed and fp != d.completed_fp
             d.completed_fp, d.seen_completed = fp, True
+            if track is None and not running and fresh and d.lost_since is not None:
+                self._ran_unseen(d, s.completed_stats, s.taken)
+            if d.host not in self.lost_at:
+                d.lost_since = None  # the first look at the kept stats since it is back
             if track is not None and not running:
                 op_type = OPERATION_TYPES.get(s.completed_stats.get("operation", -1))
                 # An incoming migration seen from its start owns whatever stats
@@ -207,6 +211,28 @@ class DomainJobs(Migrations):
             d.want_completed = True
             self._poke(d.id)
 
+    def _ran_unseen(self, d: DomainInfo, stats: dict[str, Any], at: float) -> None:
+        """Final statistics libvirt kept of a job that ran and ended while this host's
+        connection was down: its events went into the dead connection. Told as a
+        finished job; libvirt keeps no times, only how long it took."""
+        typ = OPERATION_TYPES.get(int(stats.get("operation", 0)), JobType.UNKNOWN)
+        elapsed = int_or_none(stats.get("time_elapsed"))
+        if typ is JobType.UNKNOWN or elapsed is None or d.lost_since is None:
+            return
+        mark = (stats.get("operation"), elapsed)
+        for j in self.finished.values():
+            if (j.host, j.key.domain_uuid) == (d.host, d.uuid) and (
+                j.stats.get("operation"),
+                j.stats.get("time_elapsed"),
+            ) == mark:
+                return  # told already (its event, or a look before the link went)
+        started = max(d.lost_since, at - elapsed / 1000.0)
+        t = self._new(d, domain_job_name(typ), typ, started, at=at)
+        down = f"it ran while the connection to this host was down ({at - d.lost_since:.0f} s)"
+        self._finish_domain_job(
+            t, stats, at, note=f"{down}: libvirt kept its final statistics, not when it ran"
+        )
+
     def _update_domain_job(self, t: Track, js: dict[str, Any], s: DomainSample) -> None:
         typ = t.job.type
         cur, end = domain_progress(typ, js)
@@ -244,7 +270,9 @@ class DomainJobs(Migrations):
         elif typ in (JobType.SAVE, JobType.DUMP, JobType.BACKUP):
             self._domain_job_clock(t, s.taken)
 
-    def _finish_domain_job(self, t: Track, params: dict[str, Any], at: float) -> None:
+    def _finish_domain_job(
+        self, t: Track, params: dict[str, Any], at: float, *, note: str = ""
+    ) -> None:
         stats = {k: v for k, v in params.items() if k != "type"}
         cur, end = domain_progress(t.job.type, stats)
         success = params.get("success", True)
@@ -260,6 +288,8 @@ class DomainJobs(Migrations):
             state = JobState.COMPLETED
         else:
             state, msg = JobState.COMPLETED, errmsg
+        if note:
+            msg = f"{msg}; {note}" if msg else note
         merged = _merge_disk_stats(stats, t.job.stats)
         # libvirt's last word on the figures: they are final, not old (the job may
         # have gone stale while its host was out of reach, and ended meanwhile).
