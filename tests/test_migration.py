@@ -173,6 +173,32 @@ def test_abort_in_precopy_keeps_the_source_running(hosts: TwoHosts, name: str) -
         assert hosts.domain_b(name) is None
 
 
+def test_an_abort_seen_from_the_destination_alone_does_not_claim_a_failure(
+    hosts: TwoHosts, name: str
+) -> None:
+    """Only the destination is watched and the source aborts: libvirt there stops the
+    incoming domain with reason "failed", which is all this host knows."""
+    dom = hosts.filled_guest(name, 256)
+    m = JobMonitor([hosts.uri_b], active_interval=0.5, idle_interval=1.0)
+    m.start()
+    try:
+        assert m.wait_ready(20)
+        stream = Stream(m)
+        mig = hosts.start_migration(dom, bandwidth_mib=16)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        time.sleep(1.0)
+        dom.abortJob()
+        mig.wait(30)
+        end = stream.wait_state(name, "migration-in", JobState.FAILED, 30)
+        assert end.message == (
+            "the migration did not complete: the incoming domain was stopped, which is "
+            "also how an abort on the source ends it (the source host says which)"
+        )
+        assert dom.isActive() and hosts.domain_b(name) is None
+    finally:
+        m.stop()
+
+
 def test_source_destroyed_in_precopy_fails_both_sides(hosts: TwoHosts, name: str) -> None:
     """`virsh destroy` of a migrating domain: libvirt keeps no final stats for
     the failed migration; the lifecycle event says what happened."""

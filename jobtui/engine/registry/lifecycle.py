@@ -57,6 +57,14 @@ KILLED_DETAILS = frozenset(
 )
 
 
+# How a migration-in ends when its domain stops with libvirt's reason "failed" and its
+# source is not watched: QEMU and libvirt here say "failed" for an abort on the source too.
+INCOMING_STOPPED = (
+    "the migration did not complete: the incoming domain was stopped, which is also how "
+    "an abort on the source ends it (the source host says which)"
+)
+
+
 class Lifecycle(BlockJobs):
     """Lifecycle events, device removal and QEMU's own events."""
 
@@ -106,7 +114,9 @@ class Lifecycle(BlockJobs):
             if kind == (_EV.VIR_DOMAIN_EVENT_RESUMED, _EV.VIR_DOMAIN_EVENT_RESUMED_MIGRATED):
                 t.hint = (JobState.COMPLETED, "the domain runs on this host now")
             elif kind == (_EV.VIR_DOMAIN_EVENT_STOPPED, _EV.VIR_DOMAIN_EVENT_STOPPED_FAILED):
-                t.hint = (JobState.FAILED, "the incoming domain was stopped: the migration failed")
+                # libvirt's word here ("failed") whether the source aborted or failed:
+                # only the source knows which (and says it when it is watched too).
+                t.hint = (JobState.FAILED, INCOMING_STOPPED)
 
     def _stopped(self, host: str, uuid: str, e: ev.LifecycleEv) -> None:
         """QEMU is gone and its block jobs with it, and libvirt sends no block job
@@ -186,6 +196,10 @@ class Lifecycle(BlockJobs):
                     self._set_postcopy(t, "active", e.time)
                 elif status == "cancelled":
                     t.hint = (JobState.ABORTED, "QEMU reports the migration cancelled")
+                elif status == "failed" and t.job.type is JobType.MIGRATION_IN:
+                    # An incoming stream that stops is "failed" for this QEMU, whatever
+                    # ended it on the source (an abort too).
+                    t.hint = (JobState.FAILED, INCOMING_STOPPED)
                 elif status == "failed":
                     t.hint = (JobState.FAILED, "QEMU reports the migration failed")
                 elif status == "completed" and t.job.type is JobType.MIGRATION_IN:
