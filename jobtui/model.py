@@ -150,6 +150,17 @@ class JobKey:
     # Epoch seconds: libvirt's start time for a domain job, else when jobtui saw it start,
     # or first saw it running (then Job.started_before_seen).
     started: float
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Keys are looked up in dicts and sets for every row of every paint (10^4 times
+        # a paint with 2000 jobs): hashed once, not once per lookup.
+        object.__setattr__(
+            self, "_hash", hash((self.host, self.domain_uuid, self.name, self.started))
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return f"{self.host}/{self.domain_uuid}/{self.name}@{self.started:.3f}"

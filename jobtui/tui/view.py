@@ -136,6 +136,7 @@ class JobView(EngineFeed):
         self._paint_timer: Timer | None = None
         self._paint_due = 0.0  # when the pending timer fires (time.monotonic())
         self._visible_keys: list[JobKey] | None = None  # jobs with a row, in display order
+        self._visible_set: set[JobKey] = set()
         self._store = JobStore()
         self._scope: Scope = ALL
         self._filter = ""
@@ -325,7 +326,7 @@ class JobView(EngineFeed):
         table = self.query_one(JobTable)
 
         column, descending = self._sort
-        if (
+        same_rows = not (
             self._visible_keys is None
             or changes.structure
             or changes.moved
@@ -333,7 +334,8 @@ class JobView(EngineFeed):
             or (changes.states and self._filter)
             or (column is not None and changes.jobs)
             or (column in MOVING and new_second)
-        ):
+        )
+        if not same_rows:
             # Which jobs have a row changes only with these; a progress storm reuses it
             # (unless the rows are sorted by a figure it moves).
             visible = sorted(
@@ -342,21 +344,28 @@ class JobView(EngineFeed):
                 reverse=descending,
             )
             self._visible_keys = [j.key for j in visible]
+            self._visible_set = set(self._visible_keys)
         jobs = store.jobs
-        shown = table.shown
-        # Elapsed and ETA of active jobs move with the clock, not only with events: the
-        # tick redraws the rows in view (with 2000 jobs, all of them would take 100 ms).
-        clocked = table.keys_in_view() if new_second else set()
-        render = []
-        for key in self._visible_keys:
-            job = jobs[key]
-            ticks = new_second and job.state.active and (job.stale or key in clocked)
-            if key not in shown or key in changes.jobs or ticks:
-                # A stale row's age moves every second, wherever the row is.
-                render.append(job)
+        assert self._visible_keys is not None
+        if same_rows and not new_second:
+            # The rows of the last paint, in its order: only the jobs that changed are
+            # drawn again, without a walk over every row (2000 of them in a storm).
+            render = [jobs[k] for k in changes.jobs if k in self._visible_set]
+        else:
+            shown = table.shown
+            # Elapsed and ETA of active jobs move with the clock, not only with events:
+            # the tick redraws the rows in view (all 2000 of a storm would take 100 ms).
+            clocked = table.keys_in_view() if new_second else set()
+            render = []
+            for key in self._visible_keys:
+                job = jobs[key]
+                ticks = new_second and job.state.active and (job.stale or key in clocked)
+                if key not in shown or key in changes.jobs or ticks:
+                    # A stale row's age moves every second, wherever the row is.
+                    render.append(job)
         pal = palette(self.no_color)
         cells = {j.key: row_cells(j, store.rates[j.key].rate, now, pal) for j in render}
-        touched = table.sync(self._visible_keys, cells)
+        touched = table.sync(self._visible_keys, cells, same_rows=same_rows)
         if self._pending_select is not None and table.select(self._pending_select):
             self._pending_select = None
 

@@ -8,9 +8,9 @@ go or move.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, KeysView, Mapping
+from collections.abc import Collection, Iterable, KeysView, Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -21,7 +21,7 @@ from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import Row, RowKey
 
 from jobtui.model import Job, JobKey, JobState
 from jobtui.tui.format import DASH, elapsed, human_duration, human_rate, progress_bar
@@ -148,6 +148,12 @@ class JobTable(DataTable[Cell], ContentBoxed):
     # A class default: DataTable.__init__ already refreshes.
     _hold_refresh = False
     _hold_layout = False
+    # DataTable's rows in display order, and the line offsets made from them, are cached
+    # on its update count, which every cell update bumps: each paint of a storm rebuilt
+    # both, 2000 lookups each. Here they are kept until a row comes, goes or moves (the
+    # methods that do bump the version). Class defaults: DataTable.__init__ reads them.
+    _rows_version = 0
+    _rows_cache: tuple[int, list[Row], list[tuple[RowKey, int]]] = (-1, [], [])
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
@@ -249,19 +255,24 @@ class JobTable(DataTable[Cell], ContentBoxed):
         self.move_cursor(row=self.get_row_index(str(key)), animate=False)
         return True
 
-    def sync(self, visible: Iterable[JobKey], cells: Mapping[JobKey, Cells]) -> set[JobKey]:
+    def sync(
+        self, visible: Iterable[JobKey], cells: Mapping[JobKey, Cells], *, same_rows: bool = False
+    ) -> set[JobKey]:
         """Make the rows exactly `visible`, repainting only cells whose text changed.
 
         `cells` must hold every visible job without a row yet, and any other job
-        whose cells may have changed. Returns the jobs whose row was touched.
+        whose cells may have changed. With `same_rows`, the caller vouches that
+        `visible` is what the last sync made, in its order: only `cells` is looked at.
+        Returns the jobs whose row was touched.
         """
-        order = list(visible)
-        visible = set(order)
         selected, index = self.selected_key, self.cursor_row
+        order = self._order if same_rows else list(visible)
+        rows: Collection[JobKey] = self._cells.keys() if same_rows else set(order)
         touched: set[JobKey] = set()
         added = removed = False
         dirty: list[tuple[str, str]] = []  # (row key, column key) of cells changed in place
-        for key in [k for k in self._cells if k not in visible]:
+        stale = [] if same_rows else [k for k in self._cells if k not in rows]
+        for key in stale:
             removed = True
             self._hold_layout = True
             try:
@@ -275,7 +286,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
             self._line_version.pop(str(key), None)
             touched.add(key)
         for key, new in cells.items():
-            if key not in visible:
+            if key not in rows:
                 continue
             old = self._cells.get(key)
             if old is None:
@@ -303,7 +314,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
             self._cells[key] = new
             touched.add(key)
         before = self._order
-        reordered = order != before
+        reordered = not same_rows and order != before
         if added or reordered:
             self._apply_order(order)
         if added or removed:
@@ -327,11 +338,44 @@ class JobTable(DataTable[Cell], ContentBoxed):
         self._restore_cursor(selected, index)
         return touched
 
+    @property
+    def ordered_rows(self) -> list[Row]:
+        return self._rows_in_order()[1]
+
+    @property
+    def _y_offsets(self) -> list[tuple[RowKey, int]]:
+        return self._rows_in_order()[2]
+
+    def _rows_in_order(self) -> tuple[int, list[Row], list[tuple[RowKey, int]]]:
+        if self._rows_cache[0] != self._rows_version:
+            keys = self._row_locations
+            rows = [self.rows[keys.get_key(i)] for i in range(len(self.rows))]  # type: ignore[index]
+            offsets = [(row.key, y) for row in rows for y in range(row.height)]
+            self._rows_cache = (self._rows_version, rows, offsets)
+        return self._rows_cache
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> RowKey:
+        self._rows_version += 1
+        return super().add_row(*cells, **kwargs)
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        self._rows_version += 1
+        super().remove_row(row_key)
+
+    def clear(self, columns: bool = False) -> Self:
+        self._rows_version += 1
+        return super().clear(columns)
+
+    def sort(self, *args: Any, **kwargs: Any) -> Self:
+        self._rows_version += 1
+        return super().sort(*args, **kwargs)
+
     def _apply_order(self, order: list[JobKey]) -> None:
         """Rows in `order` (the caller's sort), as DataTable.sort would place them."""
         self._order = order
         self._row_locations = TwoWayDict({self._row_key(k): i for i, k in enumerate(order)})
         self._update_count += 1
+        self._rows_version += 1
 
     def _row_key(self, key: JobKey) -> RowKey:
         return RowKey(str(key))
