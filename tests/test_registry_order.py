@@ -632,3 +632,59 @@ def test_a_job_that_ran_entirely_while_the_link_was_down_is_told_from_the_kept_s
     # Later looks at the same kept stats, the link up all along, tell nothing more.
     reg.apply_sample(HOST, DomainSample(other, "m1", "running", t0 + 9, completed_stats=unseen))
     assert transitions(reg) == [] and len(reg.finished) == 2
+
+
+def test_a_side_that_ended_while_the_other_sides_host_was_out_of_reach_is_told_there() -> None:
+    """The link to the source host dropped mid-migration (one engine watching both
+    hosts) and the destination's libvirt then says the migration completed: the
+    source's row stays its host's (running, stale) but says what the destination
+    reports, until the source's own word comes with the link. The same from the
+    other side."""
+    host_b = "qemu+unix:///system?socket=/run/b"
+    for lost, other in ((HOST, host_b), (host_b, HOST)):
+        reg = Registry()
+        t0 = 9800.0
+        reg.apply_sample(HOST, running(t0, 1000))
+        reg.apply_event(
+            ev.LifecycleEv(host_b, UID, "m1", t0 + 0.1, event=libvirt.VIR_DOMAIN_EVENT_STARTED,
+                           detail=libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED)
+        )  # fmt: skip
+        migrating = libvirt.VIR_DOMAIN_PAUSED_MIGRATION
+        arriving = DomainSample(UID, "m1", "paused", t0 + 0.5, reason=migrating,
+                                incoming=True, completed_stats={"type": 0})  # fmt: skip
+        reg.apply_sample(host_b, arriving)
+        reg.apply_sample(HOST, running(t0 + 1, 2000))
+        reg.host_lost(lost)
+        if other == host_b:
+            migrated = libvirt.VIR_DOMAIN_RUNNING_MIGRATED
+            final = {"type": 3, "operation": 4, "time_elapsed": 4000}
+            reg.apply_sample(host_b, DomainSample(UID, "m1", "running", t0 + 5, reason=migrated,
+                                                  completed_stats=final))  # fmt: skip
+        else:
+            shut = libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED
+            reg.apply_sample(HOST, DomainSample(UID, "m1", "shut off", t0 + 5, reason=shut,
+                                                completed_stats=final_stats(4000)))  # fmt: skip
+        (ended,) = reg.finished.values()
+        (waiting,) = reg.active.values()
+        assert ended.host == other and ended.state is JobState.COMPLETED
+        assert waiting.job.host == lost and waiting.job.stale
+        assert waiting.job.state is JobState.RUNNING
+        side = "destination" if other == host_b else "source"
+        assert waiting.job.message == (
+            f"the {side} reports the migration completed; this host's own word comes "
+            "when the connection to it is back"
+        )
+        # The link is back: the side's own end, without the other's word.
+        reg.host_up(lost, qemu_events=True)
+        if lost == HOST:
+            shut = libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED
+            reg.apply_sample(HOST, DomainSample(UID, "m1", "shut off", t0 + 9, reason=shut,
+                                                completed_stats=final_stats(4000)))  # fmt: skip
+        else:
+            migrated = libvirt.VIR_DOMAIN_RUNNING_MIGRATED
+            final = {"type": 3, "operation": 4, "time_elapsed": 4000}
+            reg.apply_sample(host_b, DomainSample(UID, "m1", "running", t0 + 9, reason=migrated,
+                                                  completed_stats=final))  # fmt: skip
+        assert not reg.active
+        mine = next(j for j in reg.finished.values() if j.host == lost)
+        assert mine.state is JobState.COMPLETED and "own word" not in mine.message

@@ -81,6 +81,7 @@ class Track:
     window: RateWindow = field(default_factory=RateWindow)
     conv: Convergence | None = None
     stall_msg: str = ""  # the message this engine set for a stall, to clear it again
+    peer_note: str = ""  # what the migration's other side said, to clear it likewise
     # How libvirt or QEMU said the job ended before it vanished from jobStats
     # (lifecycle event, QEMU MIGRATION status): used when no final stats follow.
     hint: tuple[JobState, str] | None = None
@@ -296,7 +297,7 @@ class Book:
         if new.finished:
             # A finished job is not stalled: whatever it was waiting for is over.
             changes.setdefault("stalled", False)
-            if t.stall_msg and changes.get("message", t.job.message) == t.stall_msg:
+            if changes.get("message", t.job.message) in (t.stall_msg or None, t.peer_note or None):
                 changes["message"] = ""
         t.job = t.job.evolve(state=new, **changes)
         if old != new:
@@ -335,6 +336,8 @@ class Book:
                 t.window.add(sampled, cur)
             rate = t.window.rate(sampled)
             changes.update(sampled=sampled, stale=False, rate=None if rate is None else round(rate))
+            if t.peer_note and changes.get("message", t.job.message) == t.peer_note:
+                changes["message"] = ""  # its own host answers again: its word, not the peer's
         new = t.job.evolve(**changes)
         if new != t.job:
             # A fresh sample time alone is no news for subscribers: the figures did not move.

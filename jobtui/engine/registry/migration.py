@@ -155,6 +155,24 @@ class Migrations(Book):
         super()._set_state(t, new, at, **changes)
         if new.finished and t.job.type is JobType.MIGRATION_OUT:
             self._source_ended(t.job, at)
+        if new.finished and t.job.type.is_migration:
+            self._tell_cut_off_peer(t.job)
+
+    def _tell_cut_off_peer(self, ended: Job) -> None:
+        """The other side runs on a host out of reach (its row stale): its own end
+        comes with the connection, and until then its row says what this side said.
+        One host's verdict does not end the other's job: a source may still fail
+        after its destination resumed the guest (a post-copy), and libvirt on each
+        host keeps its own account."""
+        pt = self._peer_track(ended)
+        if pt is None or pt.job.host not in self.lost_at:
+            return
+        side = "source" if ended.type is JobType.MIGRATION_OUT else "destination"
+        pt.peer_note = (
+            f"the {side} reports the migration {ended.state}; this host's own word comes "
+            "when the connection to it is back"
+        )
+        self._update(pt, ended.finished or time.time(), message=pt.peer_note)
 
     def _mark_stale(self, t: Track) -> None:
         super()._mark_stale(t)
