@@ -688,3 +688,42 @@ def test_a_side_that_ended_while_the_other_sides_host_was_out_of_reach_is_told_t
         assert not reg.active
         mine = next(j for j in reg.finished.values() if j.host == lost)
         assert mine.state is JobState.COMPLETED and "own word" not in mine.message
+
+
+def test_a_domain_that_came_while_the_link_was_down_tells_the_job_that_brought_it() -> None:
+    """A migration into this host ran and ended while the link to it was down: the
+    domain is first listed after the reconnection, and libvirt's kept statistics of
+    the migration-in are its only trace (they are a baseline only for domains that
+    were there before). A domain started meanwhile keeps none, and tells nothing.
+    The link counts as down from the host's last answer: a dead link is noticed late."""
+    reg = Registry()
+    t0 = time.time() - 100  # the last answer; the loss is noticed 100 s later
+    reg.host_up(HOST, qemu_events=True)
+    reg.domain_listed(HOST, UID, "m1")
+    reg.end_absent(HOST, {UID}, t0)
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0, completed_stats={"type": 0}))
+    reg.host_lost(HOST)
+    reg.host_up(HOST, qemu_events=True)
+    came, started = "00000000-0000-4000-8000-0000000000bb", "00000000-0000-4000-8000-0000000000cc"
+    reg.domain_listed(HOST, UID, "m1")
+    reg.domain_listed(HOST, came, "m2")
+    reg.domain_listed(HOST, started, "m3")
+    reg.end_absent(HOST, {UID, came, started}, t0 + 120)
+    migrated = libvirt.VIR_DOMAIN_RUNNING_MIGRATED
+    final_in = {"type": 3, "operation": 4, "time_elapsed": 6000, "memory_total": 192 * MiB}
+    reg.apply_sample(HOST, DomainSample(came, "m2", "running", t0 + 121, reason=migrated,
+                                        completed_stats=final_in))  # fmt: skip
+    reg.apply_sample(HOST, DomainSample(started, "m3", "running", t0 + 121,
+                                        completed_stats={"type": 0}))  # fmt: skip
+    unchanged = DomainSample(UID, "m1", "running", t0 + 121, completed_stats={"type": 0})
+    reg.apply_sample(HOST, unchanged)
+    (job,) = reg.finished.values()
+    assert (job.domain, job.name, job.state) == ("m2", "migration-in", JobState.COMPLETED)
+    assert job.message.startswith("it ran while the connection to this host was down (121 s)")
+    assert abs(job.started - (t0 + 121 - 6.0)) < 0.01
+    # The next list, the link up all along: a domain new then has no such past.
+    reg.domain_listed(HOST, "00000000-0000-4000-8000-0000000000dd", "m4")
+    reg.end_absent(HOST, {UID, came, started, "00000000-0000-4000-8000-0000000000dd"}, t0 + 130)
+    reg.apply_sample(HOST, DomainSample("00000000-0000-4000-8000-0000000000dd", "m4", "running",
+                                        t0 + 131, completed_stats=final_in))  # fmt: skip
+    assert len(reg.finished) == 1

@@ -143,6 +143,9 @@ class DomainInfo:
     # When this host's connection was lost, until the first full look after it is back:
     # a domain job may have run and ended unseen meanwhile (domain_jobs.py, _ran_unseen).
     lost_since: float | None = None
+    # First listed right after its host's connection came back: it appeared while the
+    # link was down, and what libvirt kept of it then is news, not a baseline.
+    came_unseen: bool = False
     full_once: bool = False  # a full sample (QEMU asked) has been applied
     first_full: float | None = None  # when the first full sample applied was taken
 
@@ -191,6 +194,10 @@ class Book:
         self.migrations: dict[MigrationId, Job] = {}
         self.domains: dict[DomainId, DomainInfo] = {}
         self.lost_at: dict[str, float] = {}  # hosts whose connection is down, since when
+        # Hosts back from a lost connection whose first domain list has not come yet,
+        # and since when the connection was down.
+        self.relisting: dict[str, float] = {}
+        self.last_answer: dict[str, float] = {}  # when each host's latest look was taken
         self.active: dict[TrackId, Track] = {}
         self.finished: dict[JobKey, Job] = {}
         self.removed: dict[DomainId, float] = {}  # when each domain went
@@ -368,9 +375,12 @@ class Book:
     def host_lost(self, host: str) -> None:
         """The connection is gone: every figure of the host's jobs is now old."""
         self.lost_at[host] = time.time()
+        # A link that dies is noticed seconds later (keepalive): what ran unseen may
+        # have begun right after the host's last answer.
+        since = min(self.lost_at[host], self.last_answer.get(host, self.lost_at[host]))
         for d in self.domains.values():
             if d.host == host and d.lost_since is None:
-                d.lost_since = self.lost_at[host]
+                d.lost_since = since
         for k, t in list(self.active.items()):
             if k.host == host:
                 t.lost_at = self.lost_at[host]

@@ -144,8 +144,10 @@ class DomainJobs(Migrations):
         if s.completed_stats is not None:
             d.want_completed = False
             fp = _fingerprint(s.completed_stats)
-            fresh = d.seen_completed and fp != d.completed_fp
-            d.completed_fp, d.seen_completed = fp, True
+            # A domain that came while the link was down: its kept stats, if any, are
+            # a job that ran then (a migration in), not an old job to ignore.
+            fresh = (d.seen_completed or d.came_unseen) and fp != d.completed_fp
+            d.completed_fp, d.seen_completed, d.came_unseen = fp, True, False
             if track is None and not running and fresh and d.lost_since is not None:
                 self._ran_unseen(d, s.completed_stats, s.taken)
             if d.host not in self.lost_at:

@@ -59,6 +59,8 @@ class Registry(Snapshots):
         if did not in self.domains and s.taken <= self.removed.get(did, 0):
             return  # taken before the domain went: it must not bring back its jobs
         d = self._domain(host, s.uuid, s.name)
+        if s.taken > self.last_answer.get(host, 0.0):
+            self.last_answer[host] = s.taken
         if (d.name, d.state) != (s.name, s.state):
             d.name, d.state = s.name, s.state
             self.out.append(DomainChanged(d.snapshot()))
@@ -262,7 +264,9 @@ class Registry(Snapshots):
 
     def host_up(self, host: str, *, qemu_events: bool) -> None:
         """A (re)connected host: its domains' XML and kept statistics are read afresh."""
-        self.lost_at.pop(host, None)
+        lost = self.lost_at.pop(host, None)
+        if lost is not None:
+            self.relisting[host] = min(lost, self.last_answer.get(host, lost))
         if qemu_events:
             self.qemu_event_hosts.add(host)
         else:
@@ -274,7 +278,18 @@ class Registry(Snapshots):
     def domain_listed(self, host: str, uuid: str, name: str) -> None:
         """A host's listing names a domain: it is shown at once (a fleet's first frame),
         its state follows with its first look."""
+        lost = self.relisting.get(host)
+        if lost is not None and DomainId(host, uuid) not in self.domains:
+            # It came (a migration in, a restore, a start) while the link was down.
+            d = self._domain(host, uuid, name)
+            d.lost_since, d.came_unseen = lost, True
         self._domain(host, uuid, name)
+
+    def end_absent(self, host: str, listed: set[str], at: float) -> None:
+        super().end_absent(host, listed, at)
+        self.relisting.pop(host, None)  # the first list since the link came back is in
+        if at > self.last_answer.get(host, 0.0):
+            self.last_answer[host] = at
 
     def poke(self, host: str, uuid: str) -> None:
         self._poke(DomainId(host, uuid))
