@@ -154,6 +154,44 @@ def test_precopy_watched_to_completion_on_both_sides(hosts: TwoHosts, name: str)
         )
 
 
+def test_virshs_own_managed_migration_and_one_whose_virsh_was_killed(
+    hosts: TwoHosts, name: str
+) -> None:
+    """`virsh migrate` without --p2p (virsh's default): the client, not the source
+    daemon, drives the phases on both hosts. Watched on both sides it runs and
+    completes as a peer-to-peer one does. Its client killed mid-way, the destination's
+    libvirt drops the incoming domain and the source's QEMU reports the migration
+    failed: both sides end `failed`, and the source keeps running the guest."""
+    dom = hosts.filled_guest(name, 256)
+    migrate = ["virsh", "-c", hosts.uri_a, "migrate", "--live", "--unsafe", "--bandwidth", "32"]
+    with watching(hosts) as (m, stream):
+        run = subprocess.run([*migrate, name, hosts.uri_b], capture_output=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        out = stream.wait_state(name, "migration-out", JobState.COMPLETED, 30)
+        inc = stream.wait_state(name, "migration-in", JobState.COMPLETED, 30)
+        assert out.current == out.end and out.stats["downtime"] > 0
+        assert (out.host, inc.host) == (hosts.uri_a, hosts.uri_b)
+        assert hosts.domain_b(name) is not None and not dom.isActive()
+    hosts.remove(name)
+    dom = hosts.filled_guest(name, 256)
+    with watching(hosts) as (m, stream):
+        virsh = subprocess.Popen([*migrate, name, hosts.uri_b], stderr=subprocess.DEVNULL)
+        try:
+            stream.wait_state(name, "migration-out", JobState.RUNNING, 20)
+            stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+            time.sleep(1.0)
+        finally:
+            virsh.kill()
+            virsh.wait()
+        out = stream.wait_state(name, "migration-out", JobState.FAILED, 30)
+        inc = stream.wait_state(name, "migration-in", JobState.FAILED, 30)
+        assert out.message == "QEMU reports the migration failed"
+        assert inc.message == f"the source says: {out.message}"
+        assert out.current is not None and out.end is not None and 0 < out.current < out.end
+        wait_until(lambda: dom.isActive() and hosts.domain_b(name) is None, 10, "source kept")
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
 def test_abort_in_precopy_keeps_the_source_running(hosts: TwoHosts, name: str) -> None:
     dom = hosts.filled_guest(name, 256)
     with watching(hosts) as (m, stream):
