@@ -26,13 +26,14 @@ from jobtui.tui import keymap
 from jobtui.tui.config import default_config_path
 from jobtui.tui.format import short_host
 from jobtui.tui.hangup import exit_on_hangup
+from jobtui.tui.key_rules import CONTROL_ACTIONS, op_for
 from jobtui.tui.messages import ControlFinished
 from jobtui.tui.palette import Entry, JobCommands
 from jobtui.tui.screens.bandwidth import BandwidthScreen
 from jobtui.tui.screens.confirm import ConfirmScreen, consequence, question
 from jobtui.tui.screens.help import HelpScreen
 from jobtui.tui.screenshot import save_svg
-from jobtui.tui.view import CONTROL_ACTIONS, JobView
+from jobtui.tui.view import JobView
 from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.domain_tree import DomainRef, DomainTree, HostRef, NodeRef
 from jobtui.tui.widgets.event_log import EventLog
@@ -96,7 +97,7 @@ class JobTUI(JobView):
     def action_pause_resume(self) -> None:
         job = self.selected_job
         if job is not None:
-            op = self._op_for("pause_resume", job)
+            op = op_for("pause_resume", job)
             assert op is not None
             self._control(job.key, op, {})
 

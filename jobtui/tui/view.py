@@ -31,7 +31,6 @@ from textual.widgets import DataTable, Input, Tree
 
 from jobtui.inventory import NamedHosts
 from jobtui.model import (
-    ControlOp,
     Job,
     JobKey,
     JobState,
@@ -44,6 +43,7 @@ from jobtui.tui.config import Config, load_config, save_theme
 from jobtui.tui.feed import EngineFeed
 from jobtui.tui.format import short_host
 from jobtui.tui.inbox import Inbox
+from jobtui.tui.key_rules import CONTROL_ACTIONS, control_key, op_for
 from jobtui.tui.messages import EngineEventsPending
 from jobtui.tui.splash import NARROW, TREE_WIDTH
 from jobtui.tui.store import ALL, Changes, JobStore, Scope, matches, sort_key
@@ -60,16 +60,6 @@ textual_fixes.apply()
 
 # Below NARROW columns the tree folds away (80×24 must work); the table itself drops
 # optional columns to fit whatever width it gets. (In splash.py: it draws the tree too.)
-
-# action → the control op it runs; pause_resume picks its op from the job's state.
-CONTROL_ACTIONS: dict[str, ControlOp | None] = {
-    "abort": ControlOp.ABORT,
-    "finalize": ControlOp.FINALIZE,
-    "pause_resume": None,
-    "dismiss": ControlOp.DISMISS,
-    "bandwidth": ControlOp.SET_SPEED,
-    "postcopy": ControlOp.POSTCOPY,
-}
 
 
 @dataclass(frozen=True)
@@ -527,7 +517,7 @@ class JobView(EngineFeed):
         hints = []
         for binding in keymap.BINDINGS:
             if self.check_action(binding.action, ()) is None:
-                op = self._op_for(binding.action, job)
+                op = op_for(binding.action, job)
                 reason = refusal(job, op, self.options) if op is not None else None
                 if reason:
                     key = keymap.keys_for(binding, self._user_keymap)[0]
@@ -576,33 +566,9 @@ class JobView(EngineFeed):
 
     # --- which keys apply ------------------------------------------------------------------
 
-    def _op_for(self, action: str, job: Job) -> ControlOp | None:
-        if action not in CONTROL_ACTIONS:
-            return None
-        op = CONTROL_ACTIONS[action]
-        if op is None:
-            return ControlOp.RESUME if job.state is JobState.PAUSED else ControlOp.PAUSE
-        return op
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Control keys: shown when they apply, dimmed when they could apply in another
-        state of this job (a copy not READY yet), hidden otherwise and in read-only mode."""
         if action == "toggle_xml":
             return self.selected_job is not None or self._xml_mode
         if action not in CONTROL_ACTIONS:
             return True
-        opts = self.options
-        if opts.readonly:
-            return False
-        job = self.selected_job
-        if job is None:
-            return False
-        op = self._op_for(action, job)
-        assert op is not None
-        if refusal(job, op, opts) is None:
-            return True
-        # A finished job never runs again, so only its own state counts for it.
-        states = list(JobState) if job.state.active else [job.state]
-        ops = [ControlOp.PAUSE, ControlOp.RESUME] if action == "pause_resume" else [op]
-        could = any(refusal(job.evolve(state=s), o, opts) is None for s in states for o in ops)
-        return None if could else False
+        return control_key(action, self.selected_job, self.options)
