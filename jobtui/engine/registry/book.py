@@ -304,8 +304,9 @@ class Book:
         if new.finished:
             # A finished job is not stalled: whatever it was waiting for is over.
             changes.setdefault("stalled", False)
-            if changes.get("message", t.job.message) in (t.stall_msg or None, t.peer_note or None):
-                changes["message"] = ""
+            message = changes.get("message", t.job.message)
+            if message and message in (t.stall_msg, t.peer_note):
+                changes["message"] = ""  # set by this engine for a state now over
         t.job = t.job.evolve(state=new, **changes)
         if old != new:
             self.out.append(JobStateChanged(t.job.key, old, new, t.job, at))

@@ -278,12 +278,12 @@ class Registry(Snapshots):
     def domain_listed(self, host: str, uuid: str, name: str) -> None:
         """A host's listing names a domain: it is shown at once (a fleet's first frame),
         its state follows with its first look."""
+        new = DomainId(host, uuid) not in self.domains
+        d = self._domain(host, uuid, name)
         lost = self.relisting.get(host)
-        if lost is not None and DomainId(host, uuid) not in self.domains:
+        if new and lost is not None:
             # It came (a migration in, a restore, a start) while the link was down.
-            d = self._domain(host, uuid, name)
             d.lost_since, d.came_unseen = lost, True
-        self._domain(host, uuid, name)
 
     def end_absent(self, host: str, listed: set[str], at: float) -> None:
         super().end_absent(host, listed, at)
