@@ -506,6 +506,35 @@ def test_source_daemon_killed_mid_migration_fails_both_sides(hosts: TwoHosts, na
         assert hosts.domain_b(name) is None
 
 
+def test_destination_daemon_killed_mid_migration_aborts_both_sides(
+    hosts: TwoHosts, name: str
+) -> None:
+    """The destination's libvirtd killed during a peer-to-peer migration (its incoming
+    QEMU goes with it) and started again: the source's libvirt cancels the migration,
+    the guest runs on. The new daemon's first domain list no longer names the domain,
+    and that is when the `migration-in` ends: with the source's verdict, not running
+    and stale for ever (no look at a domain that is gone ever comes)."""
+    dom = hosts.filled_guest(name, 256)
+    with watching(hosts) as (m, stream):
+        mig = hosts.start_migration(dom, bandwidth_mib=16)
+        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
+        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        hosts.crash_b(down=1.0)
+        out = stream.wait_state(name, "migration-out", JobState.ABORTED, 60)
+        mig.wait(30)
+        assert mig.error is not None
+        assert out.message.startswith("QEMU reports the migration cancelled; the destination's")
+        inc = stream.wait_state(name, "migration-in", JobState.ABORTED, 60)
+        assert inc.message == f"the source says: {out.message}" and not inc.stale
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        assert hosts.domain_b(name) is None
+        wait_until(
+            lambda: not [d for d in m.domains() if d.host == hosts.uri_b and d.name == name],
+            10,
+            "the domain gone from host B",
+        )
+
+
 def test_a_stopped_source_makes_both_sides_stale_until_it_answers(
     hosts: TwoHosts, name: str
 ) -> None:

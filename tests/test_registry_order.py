@@ -727,3 +727,38 @@ def test_a_domain_that_came_while_the_link_was_down_tells_the_job_that_brought_i
     reg.apply_sample(HOST, DomainSample("00000000-0000-4000-8000-0000000000dd", "m4", "running",
                                         t0 + 131, completed_stats=final_in))  # fmt: skip
     assert len(reg.finished) == 1
+
+
+def test_a_domain_gone_while_its_hosts_link_was_down_goes_at_the_first_list_after() -> None:
+    """The destination's libvirtd killed mid-migration (its incoming QEMU gone with it)
+    and started again: its first domain list no longer names the domain. The domain
+    and its migration-in go then (the source's verdict quoted), not stay running and
+    stale for ever because no look at a vanished domain ever comes."""
+    host_b = "qemu+unix:///system?socket=/run/b"
+    reg = Registry()
+    t0 = time.time() - 60
+    reg.apply_sample(HOST, running(t0, 1000))
+    reg.apply_event(
+        ev.LifecycleEv(host_b, UID, "m1", t0 + 0.1, event=libvirt.VIR_DOMAIN_EVENT_STARTED,
+                       detail=libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED)
+    )  # fmt: skip
+    reg.domain_listed(host_b, UID, "m1")
+    reg.end_absent(host_b, {UID}, t0 + 0.2)
+    reg.apply_sample(HOST, running(t0 + 1, 2000))
+    reg.host_lost(host_b)
+    cancelled = (("status", "cancelled"),)
+    reg.apply_event(ev.QemuEv(HOST, UID, "m1", t0 + 2, name="MIGRATION", details=cancelled))
+    reg.apply_sample(HOST, DomainSample(UID, "m1", "running", t0 + 2.5, completed_stats={}))
+    reg.tick(t0 + 10)
+    out = next(j for j in reg.finished.values() if j.host == HOST)
+    assert out.state is JobState.ABORTED
+    reg.host_up(host_b, qemu_events=True)
+    other = "00000000-0000-4000-8000-0000000000ee"
+    reg.domain_listed(host_b, other, "m9")
+    reg.end_absent(host_b, {other}, t0 + 12)
+    reg.tick(t0 + 13)
+    assert not reg.active
+    inc = next(j for j in reg.finished.values() if j.host == host_b)
+    assert inc.state is JobState.ABORTED and inc.message == f"the source says: {out.message}"
+    assert not inc.stale  # its figures are the last it will have
+    assert [d.name for d in reg.domain_snapshots() if d.host == host_b] == ["m9"]

@@ -192,12 +192,21 @@ class TwoHosts:
         """SIGKILL host A's libvirtd, start a new one `down` seconds later (it re-attaches
         the running QEMUs) and open a new `conn_a`. The old connection is dead but kept:
         a migration call may still be returning on it."""
-        self.a.kill()
+        self.conn_a = self._crash(self.a, self.conn_a, down)
+
+    def crash_b(self, down: float = 1.0) -> None:
+        """As crash_a, for host B (and `conn_b`)."""
+        self.conn_b = self._crash(self.b, self.conn_b, down)
+
+    def _crash(
+        self, daemon: PrivateDaemon, conn: libvirt.virConnect | None, down: float
+    ) -> libvirt.virConnect:
+        daemon.kill()
         time.sleep(down)
-        self.a.start()
-        if self.conn_a is not None:
-            self._dead.append(self.conn_a)
-        self.conn_a = libvirt.open(self.a.uri)
+        daemon.start()
+        if conn is not None:
+            self._dead.append(conn)
+        return libvirt.open(daemon.uri)
 
     # --- names -----------------------------------------------------------------------
 

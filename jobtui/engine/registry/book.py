@@ -302,8 +302,10 @@ class Book:
         if new.finished:
             changes.setdefault("finished", at)
         if new.finished:
-            # A finished job is not stalled: whatever it was waiting for is over.
+            # A finished job is not stalled: whatever it was waiting for is over. Nor
+            # stale: its figures are the last it will have, not a current one late.
             changes.setdefault("stalled", False)
+            changes.setdefault("stale", False)
             message = changes.get("message", t.job.message)
             if message and message in (t.stall_msg, t.peer_note):
                 changes["message"] = ""  # set by this engine for a state now over

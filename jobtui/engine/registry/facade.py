@@ -287,7 +287,14 @@ class Registry(Snapshots):
 
     def end_absent(self, host: str, listed: set[str], at: float) -> None:
         super().end_absent(host, listed, at)
-        self.relisting.pop(host, None)  # the first list since the link came back is in
+        if self.relisting.pop(host, None) is not None:
+            # The first list since the link came back: a domain there before the link
+            # went and not listed now went meanwhile (a destination's libvirtd killed
+            # with its incoming QEMU); no look at it will ever come to say so. (One
+            # that came since, by an event, was not there before: it stays.)
+            for d in [d for d in self.domains.values() if d.host == host]:
+                if d.uuid not in listed and d.lost_since is not None:
+                    self.remove_domain(host, d.uuid, at)
         if at > self.last_answer.get(host, 0.0):
             self.last_answer[host] = at
 
