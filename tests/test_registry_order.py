@@ -762,3 +762,26 @@ def test_a_domain_gone_while_its_hosts_link_was_down_goes_at_the_first_list_afte
     assert inc.state is JobState.ABORTED and inc.message == f"the source says: {out.message}"
     assert not inc.stale  # its figures are the last it will have
     assert [d.name for d in reg.domain_snapshots() if d.host == host_b] == ["m9"]
+
+
+def test_a_copy_whose_domain_went_while_the_link_was_down_ends_unknown_saying_so() -> None:
+    """A transient domain destroyed by another client while the link to its host was
+    down (measured: a relay cut in front of a private libvirtd): its STOPPED event went
+    into the dead connection, and the first list after the reconnection no longer names
+    it. The copy ends `unknown`, saying its end event may have been lost."""
+    reg = Registry()
+    t0 = time.time() - 60
+    reg.domain_listed(HOST, UID, "t1")
+    reg.end_absent(HOST, {UID}, t0)
+    reg.apply_sample(HOST, copy_sample(t0, 8 * MiB))
+    reg.host_lost(HOST)
+    reg.host_up(HOST, qemu_events=True)
+    reg.end_absent(HOST, set(), t0 + 20)
+    assert (HOST, UID) not in reg.domains
+    reg.tick(t0 + 40)
+    (job,) = reg.finished.values()
+    assert job.state is JobState.UNKNOWN and not job.stale
+    assert job.message == (
+        "the job is gone and the domain disappeared (the connection to its host was down "
+        "for part of its run: an event sent then is lost)"
+    )

@@ -154,7 +154,7 @@ class Registry(Snapshots):
                     self._conclude_incoming(t, now, self._peer_job(t.job))
                 else:
                     why = t.gone_why or "libvirt sent no event saying how it ended"
-                    if not t.gone_why and t.lost_at is not None:
+                    if t.lost_at is not None:
                         # Its end event may well have been sent, into a dead connection.
                         why += (
                             " (the connection to its host was down for part of its run: "
