@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -14,6 +15,8 @@ import libvirt
 import pytest
 from enginetools import Stream
 from labtools import wait_until
+from test_cli_system import cli_env
+from test_remote_ssh import Watch
 
 from jobtui.engine.early_open import EarlyOpen
 from jobtui.engine.monitor import JobMonitor
@@ -117,6 +120,38 @@ def test_daemon_killed_and_restarted_rebuilds_without_duplicates(
         assert pulls[0].state is JobState.RUNNING
     finally:
         m.stop()
+
+
+def test_a_stopped_daemon_that_wakes_up_under_waiting_calls_is_taken_up_again(
+    daemon: PrivateDaemon, syslab: Lab, sysname: str, tmp_path
+) -> None:
+    """libvirtd stopped (SIGSTOP) while a copy runs, for longer than the engine waits
+    for it, then continued: the calls that waited on the given-up connection come back
+    and the engine goes on with a new one. (With libvirt's client keepalive on, its
+    timeout closed that connection under those calls and the process died of SIGSEGV
+    when the daemon answered them: 3 runs of 3.) Run as `jobtui watch`, so that a crash
+    is this test's failure, not the test run's end."""
+    dom = syslab.domain(sysname, [DiskSpec("vda", syslab.image(sysname, 128, 64))])
+    syslab.start_copy(dom, "vda", bandwidth=1 * MiB)
+    argv = [sys.executable, "-m", "jobtui", "-c", daemon.uri, "--history", str(tmp_path / "h")]
+    w = Watch([*argv, "watch", "--json"], cli_env())
+    try:
+        w.event(domain=sysname, name="copy-vda", new="running")
+        daemon.pause()
+        try:
+            gone = w.event(type="host", host=daemon.uri, new="disconnected")
+            assert "not answering" in gone["message"], gone
+            time.sleep(6.0)  # past where a keepalive of (2, 3) would have given up
+        finally:
+            daemon.resume()
+        w.event(type="host", host=daemon.uri, new="connected")
+        time.sleep(2.0)  # the old connection's calls come back meanwhile
+        assert w.proc.poll() is None, f"the watch ended: {w.proc.returncode} {w.seen}"
+        dom.blockJobAbort("vda", 0)
+        w.event(domain=sysname, name="copy-vda", new="aborted")
+    finally:
+        w.close()
+    assert w.proc.returncode == 0, w.seen
 
 
 def test_a_pull_that_finished_while_the_daemon_was_down_ends_completed_as_the_xml_shows(

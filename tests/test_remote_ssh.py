@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,8 +249,10 @@ def test_watch_over_ssh_survives_a_killed_ssh_and_a_restarted_sshd(
 def test_a_hung_ssh_host_is_shown_lost_and_the_other_host_goes_on(
     remote: Remote, domains: Domains, tmp_path: Path
 ) -> None:
-    """A stopped sshd child: the socket stays open and says nothing. Keepalive ends it
-    with its reason; the other host's events arrive meanwhile."""
+    """A stopped sshd child: the socket stays open and says nothing. The engine's
+    watchdog gives the host up with its reason; the other host's events arrive
+    meanwhile. The old session then wakes up under calls still waiting on it: the watch
+    goes on (libvirt's client keepalive, on before, crashed the process there)."""
     dom = domains.new("sh", {"vda": domains.image("sh-a"), "vdb": domains.image("sh-b")})
     start_copy(dom, "vdb", tmp_path / "sh-b-copy.qcow2", 1 * MiB)
     local = remote.daemon.uri  # the same daemon, straight through its unix socket
@@ -265,19 +268,22 @@ def test_a_hung_ssh_host_is_shown_lost_and_the_other_host_goes_on(
         start_copy(dom, "vda", tmp_path / "sh-a-copy.qcow2", 1 * MiB)
         w.event(host=local, domain=dom.name(), name="copy-vda", new="running")
         lost = w.wait_for("err", lambda x: x.startswith(f"jobtui: lost {remote.uri}: "))
-        assert "keepalive timeout" in lost, lost
+        assert "not answering" in lost, lost
         gone = w.event(type="host", host=remote.uri, new="disconnected")
-        assert "keepalive timeout" in gone["message"], gone
+        assert "not answering" in gone["message"], gone
         order = [x for s, x in w.seen if (s == "err" and x == lost) or local in x]
         assert local in order[0], "the local host's event waited for the hung one"
         # A new ssh session is not hung: the host comes back while the old one still is,
         # and sees the job that started meanwhile.
         w.wait_count("err", f"jobtui: reconnected to {remote.uri}", 1)
         w.event(host=remote.uri, domain=dom.name(), name="copy-vda", new="running")
+        remote.sshd.resume_sessions(stopped)
+        stopped = []
+        time.sleep(3.0)  # the old session's waiting calls come back meanwhile
+        assert w.proc.poll() is None, "the watch ended when the old session woke up"
+        dom.blockJobAbort("vda", 0)
+        w.event(host=remote.uri, domain=dom.name(), name="copy-vda", new="aborted")
     finally:
-        # The watch ends first, while the old session is still stopped. Ending it just as
-        # that session wakes up is a known crash (SIGSEGV in 2 of 3 runs), written up in
-        # docs/decisions.md ("Hosts with names; SSH and TLS in the lab"), not tested here.
         w.close()
         remote.sshd.resume_sessions(stopped)
     assert w.proc.returncode == 0

@@ -1,4 +1,4 @@
-"""One libvirt connection: open, keepalive, close callback, reconnect with back-off.
+"""One libvirt connection: open, close callback, reconnect with back-off.
 
 Opening and reconnecting run on the connection's own thread, so a host that
 does not answer never delays the others or the front end.
@@ -62,7 +62,7 @@ class HostConnection:
         post: Post,
         on_up: Callable[[HostConnection], None],
         on_down: Callable[[HostConnection, str], None],
-        keepalive: tuple[int, int] = (2, 3),
+        keepalive: tuple[int, int] | None = None,
         qemu_events: bool = True,
         early: Callable[[], libvirt.virConnect | None] | None = None,
     ) -> None:
@@ -134,8 +134,11 @@ class HostConnection:
         shared = is_shared(conn)
         self._generation += 1
         gen = self._generation
-        if not is_local_driver(self.uri):
-            # Without keepalive a stopped daemon blocks calls for 40 s and more.
+        if self._keepalive is not None and not is_local_driver(self.uri):
+            # Off by default: libvirt 9.0's client crashes (SIGSEGV) when a keepalive
+            # timeout closes a connection with calls in flight and the daemon then
+            # answers them (a stopped libvirtd resumed: 3 of 3 runs). The monitor's
+            # watchdog finds a host that does not answer (docs/decisions.md).
             conn.setKeepAlive(*self._keepalive)
         if not shared:
             # A connection has one close callback; a shared embedded one never closes.
@@ -175,9 +178,11 @@ class HostConnection:
         self._on_down(self, why)
         self._wake.set()
 
-    def lost(self, why: str) -> None:
-        """A call failed with a connection error the close callback has not reported."""
-        if self.conn is None:
+    def lost(self, why: str, conn: libvirt.virConnect | None = None) -> None:
+        """A call failed with a connection error the close callback has not reported.
+        `conn`: the connection the call ran on; a failure on one given up before (its
+        calls come back when the host wakes up) says nothing of the current one."""
+        if self.conn is None or (conn is not None and conn is not self.conn):
             return
         self._generation += 1
         # Not closed here: another thread may still be inside a call on it, and

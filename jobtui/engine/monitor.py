@@ -82,7 +82,7 @@ class JobMonitor(Controls):
         host_stuck_after: float = 10.0,
         control_timeout: float = 15.0,
         qemu_events: bool = True,
-        keepalive: tuple[int, int] = (2, 3),
+        keepalive: tuple[int, int] | None = None,
         stall_after: float = 150.0,
         stall_passes: int = 10,
         frozen_after: float = 30.0,
@@ -528,7 +528,7 @@ class JobMonitor(Controls):
                 self._q.put(DomainList(uri, tuple((d.UUIDString(), d.name(), d) for d in doms)))
             except libvirt.libvirtError as err:
                 if err.get_error_code() in CONN_ERRORS or not alive(conn):
-                    self._conns[uri].lost(libvirt_reason(err))
+                    self._conns[uri].lost(libvirt_reason(err), conn)
             finally:
                 w.poll_pending = False
 
@@ -576,6 +576,8 @@ class JobMonitor(Controls):
             except libvirt.libvirtError as err:
                 code = err.get_error_code()
                 conn = self._conns[host].conn
+                if dom.connect() is not conn:
+                    return  # a call on a connection given up for dead, back late
                 if conn is not None and not alive(conn):
                     code = libvirt.VIR_ERR_NO_CONNECT
                 self._q.put(PollFailed(host, uuid, libvirt_reason(err), code))
