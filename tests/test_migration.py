@@ -28,7 +28,7 @@ from jobtui.engine.monitor import JobMonitor
 from jobtui.engine.registry import Registry
 from jobtui.engine.sample import DomainSample
 from jobtui.lab.daemon import daemon_processes
-from jobtui.lab.hosts import TwoHosts
+from jobtui.lab.hosts import Migration, TwoHosts
 from jobtui.lab.images import MiB, image_info
 from jobtui.model import ControlOp, Job, JobControlError, JobProgress, JobState, JobType
 from jobtui.support import allowed_ops
@@ -73,6 +73,14 @@ def watching(hosts: TwoHosts, **kw: float) -> Iterator[tuple[JobMonitor, Stream]
         yield m, Stream(m)
     finally:
         m.stop()
+
+
+def both_sides_running(hosts: TwoHosts, stream: Stream, dom: libvirt.virDomain) -> Migration:
+    """A migration at 16 MiB/s, once both its sides are seen running."""
+    mig = hosts.start_migration(dom, bandwidth_mib=16)
+    stream.wait_state(dom.name(), "migration-out", JobState.RUNNING, 10)
+    stream.wait_state(dom.name(), "migration-in", JobState.RUNNING, 10)
+    return mig
 
 
 def job_on(m: JobMonitor, host: str, domain: str, name: str) -> Job | None:
@@ -242,9 +250,7 @@ def test_source_destroyed_in_precopy_fails_both_sides(hosts: TwoHosts, name: str
     the failed migration; the lifecycle event says what happened."""
     dom = hosts.filled_guest(name, 256)
     with watching(hosts) as (m, stream):
-        mig = hosts.start_migration(dom, bandwidth_mib=16)
-        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
-        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        mig = both_sides_running(hosts, stream, dom)
         dom.destroy()
         end = stream.wait_state(name, "migration-out", JobState.FAILED, 30)
         mig.wait(30)
@@ -485,9 +491,7 @@ def test_source_daemon_killed_mid_migration_fails_both_sides(hosts: TwoHosts, na
     says the migration did not complete."""
     dom = hosts.filled_guest(name, 256)
     with watching(hosts) as (m, stream):
-        mig = hosts.start_migration(dom, bandwidth_mib=16)
-        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
-        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        mig = both_sides_running(hosts, stream, dom)
         hosts.crash_a(down=1.0)
         out = stream.wait_state(name, "migration-out", JobState.FAILED, 60)
         mig.wait(30)
@@ -516,9 +520,7 @@ def test_destination_daemon_killed_mid_migration_aborts_both_sides(
     and stale for ever (no look at a domain that is gone ever comes)."""
     dom = hosts.filled_guest(name, 256)
     with watching(hosts) as (m, stream):
-        mig = hosts.start_migration(dom, bandwidth_mib=16)
-        stream.wait_state(name, "migration-out", JobState.RUNNING, 10)
-        stream.wait_state(name, "migration-in", JobState.RUNNING, 10)
+        mig = both_sides_running(hosts, stream, dom)
         hosts.crash_b(down=1.0)
         out = stream.wait_state(name, "migration-out", JobState.ABORTED, 60)
         mig.wait(30)
