@@ -59,8 +59,7 @@ class Registry(Snapshots):
         if did not in self.domains and s.taken <= self.removed.get(did, 0):
             return  # taken before the domain went: it must not bring back its jobs
         d = self._domain(host, s.uuid, s.name)
-        if s.taken > self.last_answer.get(host, 0.0):
-            self.last_answer[host] = s.taken
+        self._answered(host, s.taken)
         if (d.name, d.state) != (s.name, s.state):
             d.name, d.state = s.name, s.state
             self.out.append(DomainChanged(d.snapshot()))
@@ -295,8 +294,11 @@ class Registry(Snapshots):
             for d in [d for d in self.domains.values() if d.host == host]:
                 if d.uuid not in listed and d.lost_since is not None:
                     self.remove_domain(host, d.uuid, at)
-        if at > self.last_answer.get(host, 0.0):
-            self.last_answer[host] = at
+        self._answered(host, at)
+
+    def _answered(self, host: str, at: float) -> None:
+        """The host answered a call begun at `at` (a look, a domain list)."""
+        self.last_answer[host] = max(at, self.last_answer.get(host, 0.0))
 
     def poke(self, host: str, uuid: str) -> None:
         self._poke(DomainId(host, uuid))
