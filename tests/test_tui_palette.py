@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 
 from jobtui import recorded
-from jobtui.model import JobKey
+from jobtui.model import Domain, Host, HostState, Job, JobKey, JobState, JobType
 from jobtui.recorded import RecordedSource
 from jobtui.tui.app import JobTUI
 from jobtui.tui.screens.confirm import ConfirmScreen
@@ -97,3 +97,28 @@ async def test_palette_jumps_to_a_domain_in_the_tree():
         assert domains[(node.data.host, node.data.uuid)] == "db1"
         table = app.query_one(JobTable)
         assert {app._store.jobs[k].domain for k in table.job_keys} == {"db1"}
+
+
+async def test_names_in_the_palette_are_text_not_markup():
+    # The palette reads a str as markup: a domain named `db [b]1` was offered as `db 1`.
+    odd = "db [b]1 [red]x\\"
+    host = Host(recorded.KVM1, HostState.CONNECTED, hostname="kvm1.lab")
+    dom = Domain(recorded.KVM1, "00000000-0000-4000-8000-000000000001", odd, "running")
+    job = Job(
+        key=JobKey(recorded.KVM1, dom.uuid, "copy-vda", 1.7e9),
+        domain=odd,
+        type=JobType.BLOCK_COPY,
+        state=JobState.RUNNING,
+    )
+    src = RecordedSource([host], [dom], [job])
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await start(app, pilot, job.key)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"db")
+        await pilot.pause(0.5)
+        options = app.screen.query_one(CommandList)
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any(f"domain: {odd}" in s and "on kvm1.lab" in s for s in shown), shown
+        assert any(f"{odd}/copy-vda" in s for s in shown), shown

@@ -386,11 +386,12 @@ def test_control_characters_in_names_are_shown_escaped_in_table_tree_and_detail(
     from jobtui.tui.styles import COLOR
     from jobtui.tui.widgets.detail import _fields
     from jobtui.tui.widgets.domain_tree import domain_label
+    from jobtui.tui.widgets.job_table import shown
 
     src = recorded.busy()
     job = replace(src.jobs()[0], domain="nl\nname\x1b[2J")
     cells = row_cells(job, None, job.started + 5)
-    assert cells["domain"].startswith("nl\\nname\\x1b")
+    assert shown(cells["domain"]).startswith("nl\\nname\\x1b")
     assert domain_label(job.domain, None).plain.startswith("nl\\nname\\x1b[2J")
     fields = dict(_fields(job, None, None, job.started + 5, COLOR))
     assert "\x1b" not in str(fields["domain"]) and "\n" not in str(fields["domain"])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,33 @@ class JobCommands(Provider):
 
     async def discover(self) -> Hits:
         for entry in self._entries():
-            yield DiscoveryHit(entry.title, entry.run, help=entry.help)
+            yield DiscoveryHit(Content(entry.title), entry.run, entry.title, _plain(entry.help))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for entry in self._entries():
             score = matcher.match(f"{entry.title} {entry.help}")
             if score > 0:
-                yield Hit(score, matcher.highlight(entry.title), entry.run, help=entry.help)
+                shown = _highlight(matcher, entry.title)
+                yield Hit(score, shown, entry.run, entry.title, _plain(entry.help))
+
+
+# Titles and help name domains and hosts, which are text, never markup: the palette
+# reads a str as Textual markup (a domain `db [b]1` showed as `db 1`, and
+# `Matcher.highlight` parses its candidate the same way).
+
+
+def _plain(text: str) -> str:
+    """`text` as Textual markup that shows it as written: in Textual's markup a
+    backslash before `[` makes it literal, and any other backslash is literal."""
+    return text.replace("[", "\\[")
+
+
+def _highlight(matcher: Matcher, text: str) -> Content:
+    """`text` with the characters the query matched in the matcher's style."""
+    content = Content(text)
+    _score, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    for at in offsets:
+        if not text[at].isspace():
+            content = content.stylize(matcher.match_style, at, at + 1)
+    return content

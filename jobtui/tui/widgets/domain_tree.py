@@ -216,23 +216,26 @@ class DomainTree(Tree[NodeRef], ContentBoxed):
         if y >= len(lines):
             return super()._render_line(y, x1, x2, base_style)
         line = lines[y]
-        key = (
+        slot = (
+            line.node._id,
+            self.hover_line == y,
+            self.cursor_line == y,
+            self.has_focus,
+            self._pseudo_class_state,
+        )
+        look = (
             x1,
             x2,
             base_style,
             self.size.width,
             self.hover_line >= 0,
-            self.hover_line == y,
-            self.cursor_line == y,
-            self.has_focus,
-            self._pseudo_class_state,
             line.last,
-            line.node._id,
             line.node._updates,
             tuple((n._id, n.is_last, n._hover_, n._selected_) for n in line.path),
         )
         return self._drawn.get(  # type: ignore[no-any-return]
-            key,
+            slot,
+            look,
             {"line": y},
             lambda: super(DomainTree, self)._render_line(y, x1, x2, base_style),
             lambda strip, meta: Strip(restamp(strip, meta), strip.cell_length),

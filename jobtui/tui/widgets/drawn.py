@@ -30,35 +30,49 @@ def restamp(segments: Iterable[Segment], meta: Mapping[str, Any]) -> list[Segmen
 
 
 class Drawn:
-    """What was drawn, by what it shows (`key`), with the place it was drawn for."""
+    """What was last drawn in each slot (a cell, a line), by what it shows, with the
+    place it was drawn for.
+
+    A slot keeps one drawing: a cell drawn again because its text changed replaces
+    the old drawing, which goes at once. Kept until a bound instead, the drawings a
+    storm of progress replaced (tens of thousands of small objects) lived on, and
+    every pass of the garbage collector scanned them: 40-60 ms pauses on screen
+    (docs/performance.md, "Sixteenth pass"). What toggles back and forth (the cursor
+    on a row, focus) belongs in the slot, not in the look, so both drawings stay."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._drawn: dict[Hashable, tuple[Hashable, Any]] = {}
+        self._drawn: dict[Hashable, tuple[Hashable, Hashable, Any]] = {}
 
     def clear(self) -> None:
         self._drawn.clear()
 
+    def __len__(self) -> int:
+        return len(self._drawn)
+
     def get(
         self,
-        key: Hashable,
+        slot: Hashable,
+        look: Hashable,
         place: Mapping[str, Any],
         draw: Callable[[], Any],
         move: Callable[[Any, Mapping[str, Any]], Any],
     ) -> Any:
-        """The drawing for `key` at `place`: kept, moved there (`move`), or `draw()`n."""
+        """The drawing for `slot` showing `look` at `place`: kept, moved there
+        (`move`), or `draw()`n."""
         where = tuple(place.items())
-        kept = self._drawn.get(key)
-        if kept is not None:
-            at, drawing = kept
+        kept = self._drawn.get(slot)
+        if kept is not None and kept[0] == look:
+            _look, at, drawing = kept
             if at == where:
                 return drawing
             drawing = move(drawing, place)
         else:
-            if len(self._drawn) >= self._limit:
+            if kept is None and len(self._drawn) >= self._limit:
+                # Slots of rows and nodes long gone: a bound, not the common case.
                 self._drawn.clear()
             drawing = draw()
-        self._drawn[key] = (where, drawing)
+        self._drawn[slot] = (look, where, drawing)
         return drawing
 
 

@@ -7,6 +7,7 @@ go or move.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Collection, Iterable, KeysView, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual._two_way_dict import TwoWayDict  # what DataTable.sort itself sets
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
@@ -100,15 +102,32 @@ def sort_value(column: str, job: Job, rate: float | None, now: float) -> tuple[o
     return (value is None, value if value is not None else 0, *sort_key(job))
 
 
-def fit_cells(text: str, width: int) -> str:
+def fit_cells(text: str, width: int) -> Cell:
     """`text` cut to `width` terminal cells (wide characters count two), "…" marking a cut;
-    control characters (libvirt allows them in names) written as escapes."""
+    control characters (libvirt allows them in names) written as escapes. DataTable
+    reads a str cell as markup with emoji codes: a domain named `db [b]1` showed as
+    `db 1`, `db:zap:` as `db⚡` (and a `[/b]` would stop the TUI). A name that could be
+    read so is a Text (no markup); the rest stay plain strings, which cost the garbage
+    collector nothing (a storm rebuilds every row's cells)."""
     text = printable(text)
-    if cell_len(text) <= width:
-        return text
-    cut = Text(text, no_wrap=True)
-    cut.truncate(width, overflow="ellipsis")
-    return cut.plain
+    if cell_len(text) > width:
+        cut = Text(text, no_wrap=True)
+        cut.truncate(width, overflow="ellipsis")
+        text = cut.plain
+    return Text(text) if "[" in text or ":" in text else text
+
+
+def shown(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+@functools.lru_cache(maxsize=2048)
+def styled(text: str, style: str) -> Text:
+    """One Text for each look a state or progress cell can have, shared by every row
+    that shows it (never changed once made: DataTable only draws it). A storm rebuilds
+    a row's cells at each figure; new Texts for them made six objects a row for the
+    garbage collector, each time."""
+    return Text(text, style=style)
 
 
 def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) -> Cells:
@@ -134,13 +153,17 @@ def row_cells(job: Job, rate: float | None, now: float, pal: Palette = COLOR) ->
         "domain": fit_cells(job.domain, DOMAIN_MAX),
         "job": fit_cells(job.name, DOMAIN_MAX),
         "type": job.type.value,
-        "state": Text(job.state.value, style=style),
-        "progress": Text(progress_bar(job.progress), style=style),
+        "state": styled(job.state.value, style),
+        "progress": styled(progress_bar(job.progress), style),
         "rate": rate_cell,
         "eta": eta_cell,
         "elapsed": elapsed(job, now),
         "bandwidth": human_rate(job.bandwidth),
     }
+
+
+# More lines than any terminal shows the table at once.
+SCREENFUL = 256
 
 
 class JobTable(DataTable[Cell], ContentBoxed):
@@ -157,6 +180,14 @@ class JobTable(DataTable[Cell], ContentBoxed):
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        # DataTable's own caches of drawn cells, rows and lines key on its update
+        # count, which every cell update bumps: under the caches here (_drawn, _lines)
+        # they only held drawings no paint would ask for again, 10,000 cells and 1000
+        # rows and lines of them, for the garbage collector to scan. A screenful each.
+        self._cell_render_cache = LRUCache(SCREENFUL * 16)
+        self._row_render_cache = LRUCache(SCREENFUL)
+        self._row_renderable_cache = LRUCache(SCREENFUL)
+        self._line_cache = LRUCache(SCREENFUL)
         self._cells: dict[JobKey, Cells] = {}
         self._columns: list[Column] = list(COLUMNS)
         self._by_row: dict[str, JobKey] = {}
@@ -431,7 +462,7 @@ class JobTable(DataTable[Cell], ContentBoxed):
     def _natural_width(self, col: Column) -> int:
         if col.width is not None:
             return self._width(col) or col.width
-        cells = [cell_len(str(c[col.key])) for c in self._cells.values()]
+        cells = [cell_len(shown(c[col.key])) for c in self._cells.values()]
         return max([cell_len(self._label(col)), *cells])
 
     def _set_columns(self, wanted: list[Column], *, rebuild_from: int | None = None) -> None:
@@ -492,21 +523,18 @@ class JobTable(DataTable[Cell], ContentBoxed):
         row = self._row_locations.get_key(row_index)
         column = self._column_locations.get_key(column_index)
         name = str(row.value) if row is not None else ""
-        key = (
-            row,
+        slot = (row, column, cursor, hover, self._pseudo_class_state)
+        look = (
             self._row_version.get(name),
             self._cell_version.get(name, {}).get(str(column.value) if column else ""),
-            column,
             base_style,
             width,
-            cursor,
-            hover,
             self.show_cursor,
             self._show_hover_cursor,
-            self._pseudo_class_state,
         )
         return self._drawn.get(  # type: ignore[no-any-return]
-            key,
+            slot,
+            look,
             {"row": row_index, "column": column_index},
             lambda: super(JobTable, self)._render_cell(
                 row_index, column_index, base_style, width, cursor, hover
@@ -531,22 +559,25 @@ class JobTable(DataTable[Cell], ContentBoxed):
         if row is None:
             return super()._render_line(y, x1, x2, base_style)
         name = str(row.value)
-        key = (
+        slot = (
             row,
+            self.show_cursor and self.cursor_coordinate.row == index,
+            self._show_hover_cursor and self.hover_coordinate.row == index,
+            self._pseudo_class_state,
+        )
+        look = (
             self._row_version.get(name),
             self._line_version.get(name),
             x1,
             x2,
             self.size.width,
             base_style,
-            self.show_cursor and self.cursor_coordinate.row == index,
-            self._show_hover_cursor and self.hover_coordinate.row == index,
             self.show_cursor,
-            self._pseudo_class_state,
             self._widths,
         )
         return self._lines.get(  # type: ignore[no-any-return]
-            key,
+            slot,
+            look,
             {"row": index},
             lambda: super(JobTable, self)._render_line(y, x1, x2, base_style),
             lambda strip, meta: Strip(restamp(strip, meta), strip.cell_length),
