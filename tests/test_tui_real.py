@@ -153,7 +153,8 @@ async def test_table_follows_a_job_from_a_second_connection(lab: Lab, domname: s
 
 
 async def test_odd_names_reach_the_dialogs_as_written(lab: Lab, domname: str, engine) -> None:
-    """Names and paths are text, never markup: `[x]` must not vanish, `[/]` not crash."""
+    """Names and paths are text, never markup (libvirt takes `[b]` in a name): `[x]`
+    must not vanish, `[/]` not crash, in the table and the dialogs alike."""
     odd = f"{domname} [x] [b]y"
     where = lab.images / "odd[" / "]dest"
     where.mkdir(parents=True)
@@ -164,6 +165,9 @@ async def test_odd_names_reach_the_dialogs_as_written(lab: Lab, domname: str, en
     try:
         async with app.run_test(size=(160, 40)) as pilot:
             await select_job(app, pilot, odd, "copy-vda", JobState.RUNNING)
+            table = app.query_one(JobTable)
+            drawn = [strip.text for strip in table.render_lines(table.region.reset_offset)]
+            assert any(f" {odd} " in line for line in drawn), drawn  # not `t1 y`
             await pilot.press("a")
             await pilot.pause(0.3)
             shown = [str(label.render()) for label in app.screen.query("Label")]
