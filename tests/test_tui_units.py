@@ -30,8 +30,8 @@ from jobtui.tui.format import human_bytes, human_duration, progress_bar
 from jobtui.tui.keymap import load_keymap
 from jobtui.tui.screens.confirm import consequence, question
 from jobtui.tui.store import JobStore, RateTrack
-from jobtui.tui.widgets.job_table import row_cells
 from jobtui.tui.widgets.rate_line import bar_levels
+from jobtui.tui.widgets.row_cells import row_cells
 from jobtui.units import parse_bandwidth
 
 
@@ -342,7 +342,7 @@ def test_short_host_tells_local_daemons_apart() -> None:
 
 def test_migration_rate_is_what_is_sent_and_ready_has_none() -> None:
     from jobtui.model import FrozenMap, Job, JobKey, JobState, JobType
-    from jobtui.tui.widgets.job_table import row_cells
+    from jobtui.tui.widgets.row_cells import row_cells
 
     key = JobKey("qemu:///system", "u", "migration-out", 0.0)
     mig = Job(
@@ -386,7 +386,7 @@ def test_control_characters_in_names_are_shown_escaped_in_table_tree_and_detail(
     from jobtui.tui.styles import COLOR
     from jobtui.tui.widgets.detail import _fields
     from jobtui.tui.widgets.domain_tree import domain_label
-    from jobtui.tui.widgets.job_table import shown
+    from jobtui.tui.widgets.row_cells import shown
 
     src = recorded.busy()
     job = replace(src.jobs()[0], domain="nl\nname\x1b[2J")

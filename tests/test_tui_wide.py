@@ -10,7 +10,8 @@ from rich.text import Text
 
 from jobtui import recorded
 from jobtui.tui.app import JobTUI
-from jobtui.tui.widgets.job_table import COLUMNS, DROP_ORDER, JobTable, fit_cells
+from jobtui.tui.widgets.job_table import COLUMNS, DROP_ORDER, JobTable
+from jobtui.tui.widgets.row_cells import fit_cells
 from jobtui.units import printable
 
 

@@ -53,7 +53,8 @@ from jobtui.tui.widgets.domain_tree import DomainTree, JobRef, NodeRef, describe
 from jobtui.tui.widgets.event_log import EventLog, log_line
 from jobtui.tui.widgets.footer import KeyFooter
 from jobtui.tui.widgets.host_bar import HostBar
-from jobtui.tui.widgets.job_table import MOVING, JobTable, row_cells, sort_value
+from jobtui.tui.widgets.job_table import JobTable
+from jobtui.tui.widgets.row_cells import MOVING, row_cells, sort_value
 from jobtui.tui.widgets.status_line import StatusLine
 
 textual_fixes.apply()
