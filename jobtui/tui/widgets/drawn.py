@@ -47,9 +47,6 @@ class Drawn:
     def clear(self) -> None:
         self._drawn.clear()
 
-    def __len__(self) -> int:
-        return len(self._drawn)
-
     def get(
         self,
         slot: Hashable,
