@@ -20,6 +20,7 @@ from jobtui.tui.app import JobTUI
 from jobtui.tui.view import FlushReport
 from jobtui.tui.widgets.detail import DetailPane
 from jobtui.tui.widgets.job_table import JobTable
+from jobtui.units import percent
 
 SIZE = (140, 40)
 
@@ -226,3 +227,72 @@ async def test_a_state_change_never_waits_for_a_progress_window():
         # The resume is on screen, and the progress that waited came with it.
         assert cell(table, pull, "state") == "running"
         assert cell(table, pull, "progress").endswith("45%")
+
+
+async def test_news_in_a_progress_window_is_painted_without_the_other_jobs_figures():
+    src = recorded.busy()
+    pull = key_of(src, "pull-vdb")
+    copy = next(j.key for j in src.jobs() if j.state is JobState.RUNNING and j.key != pull)
+    # A progress window that never closes by itself.
+    app = make_app(src, coalesce=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        table = app.query_one(JobTable)
+        from_thread(lambda: src.set_state(pull, JobState.PAUSED))  # opens the window
+        for _ in range(200):
+            if cell(table, pull, "state") == "paused":
+                break
+            await pilot.pause(0.05)
+        end = src.job(pull).end
+        from_thread(lambda: src.progress(pull, current=end * 45 // 100))
+        await pilot.pause(0.1)
+        from_thread(lambda: src.set_state(copy, JobState.PAUSED))
+        for _ in range(200):
+            if cell(table, copy, "state") == "paused":
+                break
+            await pilot.pause(0.05)
+        # The other job's news is on screen; pull's figures still wait for the window:
+        # a state change in a storm is one row's paint, not every figure's.
+        assert cell(table, copy, "state") == "paused"
+        assert not cell(table, pull, "progress").endswith("45%")
+        # pull's own news takes its waiting figures with it, oldest first.
+        from_thread(lambda: src.set_state(pull, JobState.RUNNING))
+        for _ in range(200):
+            if cell(table, pull, "state") == "running":
+                break
+            await pilot.pause(0.05)
+        assert cell(table, pull, "progress").endswith("45%")
+
+
+async def test_a_storm_with_state_changes_shows_every_jobs_last_word():
+    src = recorded.many(600)
+    keys = [j.key for j in src.jobs()]
+    app = make_app(src)
+    states = (JobState.PAUSED, JobState.RUNNING)
+
+    def storm() -> None:
+        for i in range(4000):
+            key = keys[(i * 7919) % len(keys)]
+            if i % 37 == 0:
+                job = src.job(key)
+                assert job is not None
+                src.set_state(key, states[job.state is JobState.PAUSED])
+            else:
+                job = src.job(key)
+                assert job is not None and job.current is not None and job.end is not None
+                src.progress(key, current=(job.current + job.end // 100) % job.end)
+
+    async with app.run_test(size=(160, 50)) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause()
+        thread = threading.Thread(target=storm)
+        thread.start()
+        while thread.is_alive():
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)  # the last window closes by itself
+        table = app.query_one(JobTable)
+        for key in keys:
+            job = src.job(key)
+            assert job is not None and job.progress is not None
+            assert cell(table, key, "state") == job.state.value
+            assert cell(table, key, "progress").split()[-1] == percent(job.progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from jobtui import recorded
-from jobtui.model import DomainChanged, JobProgress
+from jobtui.model import DomainChanged, EngineEvent, JobProgress, JobState, JobStateChanged
 from jobtui.tui.inbox import NEWS_GAP, Inbox
 
 
@@ -51,4 +51,50 @@ def test_anything_but_progress_is_news():
     inbox.put(JobProgress(src.jobs()[0]), 1.0)
     inbox.put(DomainChanged(src.domains()[0]), 1.0)
     assert inbox.take()[1] is True
+    assert inbox.take() == ([], False)
+
+
+def _events(items: list[tuple[EngineEvent, float]]) -> list[tuple[str, str, float]]:
+    out = []
+    for e, at in items:
+        assert isinstance(e, JobProgress | JobStateChanged)
+        out.append((type(e).__name__, str(e.job.key), at))
+    return out
+
+
+def test_news_in_a_progress_window_leaves_the_other_jobs_figures_for_that_paint():
+    src = recorded.busy()
+    a, b, c = src.jobs()[:3]
+    wakes: list[int] = []
+    inbox = Inbox(lambda: wakes.append(1), coalesce=0.04)
+    inbox.put(JobProgress(a), 1.0)
+    inbox.put(JobProgress(b), 1.1)
+    assert not inbox.news_waiting
+    inbox.leave()  # it stays for the paint already scheduled
+    inbox.put(JobProgress(b), 1.2)
+    assert len(wakes) == 2  # ... and the next event wakes the UI again
+    inbox.put(JobStateChanged(b.key, b.state, JobState.COMPLETED, b, 1.3), 1.3)
+    inbox.put(JobProgress(c), 1.4)
+    assert inbox.news_waiting
+    now, news = inbox.take_news()
+    assert news
+    # b's news, with b's earlier figures before it (so they never overwrite it later)
+    assert _events(now) == [
+        ("JobProgress", str(b.key), 1.1),
+        ("JobProgress", str(b.key), 1.2),
+        ("JobStateChanged", str(b.key), 1.3),
+    ]
+    # The pending paint takes a's and c's figures, in the order they came.
+    rest, news = inbox.take()
+    assert not news
+    assert _events(rest) == [("JobProgress", str(a.key), 1.0), ("JobProgress", str(c.key), 1.4)]
+
+
+def test_a_domain_or_host_change_takes_the_whole_batch():
+    src = recorded.busy()
+    inbox = Inbox(lambda: None, coalesce=0.04)
+    inbox.put(JobProgress(src.jobs()[0]), 1.0)
+    inbox.put(DomainChanged(src.domains()[0]), 1.1)
+    now, news = inbox.take_news()
+    assert news and len(now) == 2
     assert inbox.take() == ([], False)

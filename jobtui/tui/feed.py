@@ -55,15 +55,20 @@ class EngineFeed(App[None]):
         self._inbox.put(event, self._clock())
 
     def on_engine_events_pending(self, message: EngineEventsPending) -> None:
-        news = self._drain()
+        news = self._inbox.news_waiting
         due = self._inbox.due(news=news)
         now = time.monotonic()
         if due <= now:
-            # The screen has been quiet long enough for this: paint it now.
+            # The screen has been quiet long enough for this: paint it now. Progress
+            # that waits for a paint already scheduled stays for it (only this news is
+            # painted now: one row, not every figure of a storm).
+            self._drain(split=self._paint_timer is not None)
             self._apply_batch()
-        elif self._paint_timer is None or due < self._paint_due:
-            # Events keep coming: one paint when the window closes takes them all
-            # (sooner if news came in behind a progress window).
+            return
+        # Events keep coming: one paint when the window closes takes them all (sooner
+        # if news came in behind a progress window).
+        self._inbox.leave()
+        if self._paint_timer is None or due < self._paint_due:
             if self._paint_timer is not None:
                 self._paint_timer.stop()
             self._paint_due = due
@@ -74,10 +79,11 @@ class EngineFeed(App[None]):
         self._drain()
         self._apply_batch()
 
-    def _drain(self) -> bool:
-        """Fold every queued engine event into the store (cheap: dict writes); True if
-        any of them is news rather than progress."""
-        items, news = self._inbox.take()
+    def _drain(self, *, split: bool = False) -> bool:
+        """Fold the queued engine events into the store (cheap: dict writes); True if
+        any of them is news rather than progress. With `split` (a paint of progress is
+        pending), the progress of jobs without news stays queued for that paint."""
+        items, news = self._inbox.take_news() if split else self._inbox.take()
         for event, at in items:
             if isinstance(event, HostChanged):
                 before = self._store.hosts.get(event.host.uri)

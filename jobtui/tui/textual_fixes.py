@@ -74,6 +74,16 @@ def _get_inner_outer(
     return _inner_outer(base_background, background)
 
 
+# Called on the output thread each time it has written and flushed all it was given
+# (jobtui.tui.collector ends a hold there).
+flushed_hooks: list[Callable[[], None]] = []
+
+
+def pending_writes(writer: WriterThread) -> int:
+    """Writes the output thread has queued or is making."""
+    return writer._queue.qsize() + int(getattr(writer, "_jobtui_writing", False))
+
+
 def _write_until_gone(self: WriterThread) -> None:
     queue = self._queue
     gone = False
@@ -83,12 +93,17 @@ def _write_until_gone(self: WriterThread) -> None:
             break
         if gone:
             continue  # the terminal is gone: nothing can be shown, keep the queue moving
+        self._jobtui_writing = True  # type: ignore[attr-defined]
         try:
             self._file.write(text)
             if queue.qsize() == 0:
                 self._file.flush()
         except OSError:
             gone = True
+        self._jobtui_writing = False  # type: ignore[attr-defined]
+        if queue.qsize() == 0:
+            for hook in list(flushed_hooks):
+                hook()
     if not gone:
         with contextlib.suppress(OSError):
             self._file.flush()

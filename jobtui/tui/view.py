@@ -13,6 +13,7 @@ message. The event loop never waits on libvirt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ from jobtui.source import JobSource
 from jobtui.support import Options, refusal
 from jobtui.tui import keymap, textual_fixes
 from jobtui.tui.attention import Alert, Kind, Watcher, terminal_escape
+from jobtui.tui.collector import PaintHold
 from jobtui.tui.config import Config, load_config, save_theme
 from jobtui.tui.feed import EngineFeed
 from jobtui.tui.format import short_host
@@ -106,6 +108,8 @@ class JobView(EngineFeed):
         self.source_started = False
         self._engine_up = not start_source  # a source the caller started is up
         self._gc_frozen = False
+        # Off until Ready, with the freeze (freeze_gc): process-wide, for the real TUI.
+        self._paint_hold: PaintHold | None = None
         # host_names (URI → name, from hosts.toml) reach every view as Host.hostname.
         self.source = NamedHosts(source, host_names) if host_names else source
         self._force_readonly = readonly
@@ -208,7 +212,7 @@ class JobView(EngineFeed):
         self._unsubscribe = self.source.subscribe(self._hand_off)
         # Elapsed times and ETAs move with the clock, not only with events. A tick
         # that finds nothing changed on screen paints nothing.
-        self.set_interval(1.0, self._apply_batch)
+        self.set_interval(1.0, self._on_second)
         self._apply_width(self.size.width)
         self._load(self._store.seq)
 
@@ -239,6 +243,8 @@ class JobView(EngineFeed):
             # the slowest event -> screen times (docs/performance.md). Frozen, a full
             # collection scans only what came later.
             gc.freeze()
+            self._paint_hold = PaintHold(self._pending_writes)
+            textual_fixes.flushed_hooks.append(self._paint_hold.written)
         if not gc.isenabled():
             # The `jobtui` command starts with collection off (jobtui.cli.entry): the
             # objects made until now are the ones that live as long as the app.
@@ -269,6 +275,10 @@ class JobView(EngineFeed):
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._paint_hold is not None:
+            with contextlib.suppress(ValueError):
+                textual_fixes.flushed_hooks.remove(self._paint_hold.written)
+            self._paint_hold.release()
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_width(event.size.width)
@@ -293,6 +303,15 @@ class JobView(EngineFeed):
             and matches(job, self._filter)
         )
 
+    def _on_second(self) -> None:
+        if self._paint_hold is not None:
+            self._paint_hold.expire(time.monotonic())
+        self._apply_batch()
+
+    def _pending_writes(self) -> int:
+        writer = getattr(self._driver, "_writer_thread", None)
+        return textual_fixes.pending_writes(writer) if writer is not None else 0
+
     def _apply_batch(self) -> None:
         try:
             self._apply_batch_now()
@@ -313,6 +332,10 @@ class JobView(EngineFeed):
         if changes:
             # Clock ticks do not count: only engine news opens a coalescing window.
             self._inbox.painted(time.monotonic(), news=changes.news)
+            if changes.news and self._paint_hold is not None:
+                # No collection inside the paint of news (jobtui.tui.collector).
+                self._paint_hold.hold()
+                self.call_after_refresh(self._paint_hold.painted)
         store = self._store
         table = self.query_one(JobTable)
 
