@@ -17,6 +17,9 @@ then blocks for ever on a full queue, and the process never ends (seen: TUIs lef
 running for an hour against a daemon long gone). Here a failed write only stops the
 writing; the thread goes on taking from the queue, so the app shuts down and exits.
 `tests/test_tui_terminal.py` writes through a dead terminal and waits for the stop.
+The same loop says when it has written and flushed all it was given (`flushed_hooks`,
+`pending_writes`): the moment a frame is on the terminal, which jobtui.tui.collector
+waits for (Textual has no such signal).
 
 A partial update (`ChopsUpdate.render_segments`) writes each changed span from the
 start of the widget's piece of the line, not from the span: a job's rate changing at
