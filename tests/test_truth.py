@@ -251,6 +251,7 @@ def test_a_qemu_job_libvirt_lists_nowhere_is_shown_for_what_its_id_tells(
         seen = one(list_json(daemon, history, CONFIRM), dom.name(), "qemu-ops-stream")
         assert seen["type"] == "unknown" and seen["config"]["qemu-type"] == "stream"
         assert seen["qemu_id"] == "ops-stream" and seen["state"] == "running"
+        assert seen["message"].startswith("only QEMU knows this job (its stream job 'ops-stream')")
         (q,) = qmp(dom, "query-block-jobs")
         assert 0 < seen["end"] == q["len"] and seen["current"] <= q["offset"]
     finally:
