@@ -282,12 +282,11 @@ class Limbo(DomainJobs):
         if not t.job.qemu_id:
             figures["qemu_id"] = q.id
         if typ is JobType.UNKNOWN and not t.job.message:
-            # Its id follows no libvirt pattern: started through QEMU's monitor by another
-            # client, or a part of a libvirt domain job; nothing tells which.
+            # Its id follows no libvirt pattern, and no domain job runs (whose parts are
+            # not listed here): most likely another client's, through QEMU's monitor.
             figures["message"] = (
                 f"only QEMU knows this job (its {q.kind} job {q.id!r}): libvirt neither "
-                "lists nor controls it; it was started through QEMU's monitor, or is part "
-                "of a libvirt domain job"
+                "lists nor controls it; most likely started through QEMU's monitor"
             )
         if typ.is_block and typ is not JobType.BLOCKDEV_CREATE and disk:
             if t.job.state is not JobState.ORPHANED:
