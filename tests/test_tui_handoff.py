@@ -73,6 +73,22 @@ def from_thread(fn: Any) -> None:
     thread.join()
 
 
+def step(src: RecordedSource, key: JobKey) -> None:
+    """A progress event: the job one percent further (around again at the end)."""
+    job = src.job(key)
+    assert job is not None and job.current is not None and job.end is not None
+    src.progress(key, current=(job.current + job.end // 100) % job.end)
+
+
+async def play(pilot: Any, storm: Any) -> None:
+    """Run `storm` on an engine-like thread to its end, then let the last window close."""
+    thread = threading.Thread(target=storm)
+    thread.start()
+    while thread.is_alive():
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+
+
 async def test_an_event_on_an_idle_screen_is_painted_without_waiting_for_a_tick():
     src = recorded.busy()
     pull = key_of(src, "pull-vdb")
@@ -102,20 +118,13 @@ async def test_a_storm_loses_no_event_and_is_coalesced():
 
     def storm() -> None:
         for i in range(events):
-            key = keys[(i * 7919) % len(keys)]
-            job = src.job(key)
-            assert job is not None and job.current is not None and job.end is not None
-            src.progress(key, current=(job.current + job.end // 100) % job.end)
+            step(src, keys[(i * 7919) % len(keys)])
 
     async with app.run_test(size=(160, 50)) as pilot:
         await app.wait_until_loaded()
         await pilot.pause()
         flushes.clear()
-        thread = threading.Thread(target=storm)
-        thread.start()
-        while thread.is_alive():
-            await pilot.pause(0.05)
-        await pilot.pause(0.2)  # the last window closes by itself
+        await play(pilot, storm)
         table = app.query_one(JobTable)
         shown = {k: cell(table, k, "progress") for k in keys}
         app.flush_updates()  # anything still pending would change the screen now
@@ -278,18 +287,12 @@ async def test_a_storm_with_state_changes_shows_every_jobs_last_word():
                 assert job is not None
                 src.set_state(key, states[job.state is JobState.PAUSED])
             else:
-                job = src.job(key)
-                assert job is not None and job.current is not None and job.end is not None
-                src.progress(key, current=(job.current + job.end // 100) % job.end)
+                step(src, key)
 
     async with app.run_test(size=(160, 50)) as pilot:
         await app.wait_until_loaded()
         await pilot.pause()
-        thread = threading.Thread(target=storm)
-        thread.start()
-        while thread.is_alive():
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)  # the last window closes by itself
+        await play(pilot, storm)
         table = app.query_one(JobTable)
         for key in keys:
             job = src.job(key)
