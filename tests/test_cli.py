@@ -241,6 +241,27 @@ def test_event_json_and_text() -> None:
     assert event_to_dict(last)["old"] == "running"
 
 
+def test_a_migrations_rate_is_what_libvirt_says_it_sends_as_in_the_tui() -> None:
+    """Its progress (total - remaining) stalls or goes back while the guest dirties
+    memory; libvirt's memory_bps + disk_bps is what moves. A one-shot `list` has no
+    measured rate of its own, and showed none where the TUI showed libvirt's."""
+    from jobtui.model import FrozenMap
+    from jobtui.tui.widgets.row_cells import row_cells
+
+    moving = copy_job(
+        key=JobKey("qemu:///system", "u3", "migration-out", 1.7e9),
+        type=JobType.MIGRATION_OUT,
+        state=JobState.RUNNING,
+        stats=FrozenMap(memory_bps=96 * MiB, disk_bps=4 * MiB, data_total=512 * MiB),
+        rate=None,
+        sampled=1.7e9 + 10,
+    )
+    row = job_table([moving], show_host=False, now=1.7e9 + 11).splitlines()[2].split()
+    assert row[5:7] == ["100.0", "MiB/s"]
+    cells = row_cells(moving, None, 1.7e9 + 11)
+    assert str(cells["rate"]).strip() == "100 MiB/s"  # the TUI's cell (3 figures)
+
+
 def test_table_is_aligned_and_shows_hosts_only_when_several() -> None:
     jobs = [
         copy_job(),

@@ -15,7 +15,7 @@ from rich.cells import cell_len
 
 from jobtui import units
 from jobtui.inventory import short_name
-from jobtui.model import HostChanged, HostState, Job, JobState, JobStateChanged
+from jobtui.model import HostChanged, HostState, Job, JobState, JobStateChanged, shown_rate
 
 # The text table's widest column, in terminal cells: a longer name (a 200-character domain)
 # is printed whole but sets no width, so it shifts its own row, not every row.
@@ -141,12 +141,14 @@ def percent(job: Job) -> str:
 
 
 def rate_cell(job: Job, now: float) -> str:
-    """The engine's rate; for figures that are not current, their age instead."""
+    """The rate the TUI shows (a migration's: what libvirt says it sends); for figures
+    that are not current, their age instead."""
     if job.state.finished or job.state is JobState.READY:
         return "-"
     if job.stale:
         return "stale" if job.sampled is None else f"stale {max(0, int(now - job.sampled))}s"
-    return human_rate(job.rate)
+    rate = shown_rate(job, job.rate)
+    return human_rate(None if rate is None else round(rate))
 
 
 def job_table(

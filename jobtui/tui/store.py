@@ -28,6 +28,7 @@ from jobtui.model import (
     JobProgress,
     JobState,
     JobStateChanged,
+    shown_rate,
 )
 from jobtui.tui.format import DASH, human_duration
 
@@ -83,28 +84,6 @@ def stale_note(job: Job, now: float) -> str:
     if job.sampled is None:
         return DASH
     return f"{DASH} {human_duration(max(0.0, now - job.sampled))} old"
-
-
-def transfer_rate(job: Job) -> float | None:
-    """What a migration sends per second, as libvirt measures it (memory + disks).
-
-    Its progress (total − remaining) moves slower, or backwards, while the guest
-    dirties memory: the table shows what is sent, the ETA what is gained.
-    """
-    if not job.type.is_migration:
-        return None
-    parts = [job.stats.get(k) for k in ("memory_bps", "disk_bps")]
-    nums = [float(v) for v in parts if isinstance(v, int | float) and not isinstance(v, bool)]
-    return sum(nums) if nums else None
-
-
-def shown_rate(job: Job, rate: float | None) -> float | None:
-    """The rate a person is shown: what a migration sends, none for a synchronised
-    (READY) mirror, where only the guest's new writes move; else the measured one."""
-    if job.state is JobState.READY:
-        return None
-    transfer = transfer_rate(job)
-    return transfer if transfer is not None else rate
 
 
 def eta(job: Job, rate: float | None) -> float | None:

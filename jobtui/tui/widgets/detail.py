@@ -11,9 +11,9 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from jobtui.model import Domain, Job, JobState, StatValue
+from jobtui.model import Domain, Job, JobState, StatValue, shown_rate
 from jobtui.tui.format import DASH, elapsed, human_bytes, human_duration, human_rate, short_host
-from jobtui.tui.store import RateTrack, eta, shown_rate, stale_note
+from jobtui.tui.store import RateTrack, eta, stale_note
 from jobtui.tui.styles import Palette, palette
 from jobtui.tui.widgets.drawn import changed_span
 from jobtui.tui.widgets.field_grid import Field, Line, field_lines

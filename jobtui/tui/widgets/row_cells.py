@@ -8,9 +8,9 @@ import functools
 from rich.cells import cell_len
 from rich.text import Text
 
-from jobtui.model import Job, JobState
+from jobtui.model import Job, JobState, shown_rate, transfer_rate
 from jobtui.tui.format import DASH, elapsed, human_duration, human_rate, progress_bar
-from jobtui.tui.store import eta, shown_rate, sort_key, stale_note, transfer_rate
+from jobtui.tui.store import eta, sort_key, stale_note
 from jobtui.tui.styles import COLOR, Palette
 from jobtui.units import printable
 
