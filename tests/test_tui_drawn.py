@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Tree
 from jobtui import recorded
 from jobtui.model import JobDismissed, JobKey, JobState, JobStateChanged
 from jobtui.recorded import RecordedSource
+from jobtui.tui import feed
 from jobtui.tui.app import JobTUI
 from jobtui.tui.widgets.domain_tree import DomainTree, JobRef
 from jobtui.tui.widgets.job_table import JobTable
@@ -238,3 +239,69 @@ async def test_a_finished_job_that_keeps_its_place_leaves_the_tree_as_a_full_syn
             app._sync_tree()
             await pilot.pause(0.02)
             assert synced == tree_nodes(tree), f"the tree differs after step {step}"
+
+
+def row_text(table: JobTable, key: JobKey) -> str:
+    return table.render_line(table.header_height + table.get_row_index(str(key))).text
+
+
+async def test_a_job_that_ends_shows_its_end_in_its_row_before_it_moves(monkeypatch):
+    # The state is what the operator waits for: it is painted where the row is (two
+    # cells, as a READY), and the row joins the finished jobs a moment later.
+    monkeypatch.setattr(feed, "SETTLE_AFTER", 60.0)  # the move waits for flush_updates
+    async with many_jobs(monkeypatch) as (src, app, pilot, draws):
+        table, tree = app.query_one(JobTable), app.query_one(DomainTree)
+        key = table.job_keys[0]
+        node = tree.get_node_at_line(3)
+        assert node is not None and isinstance(node.data, JobRef) and node.data.key == key
+        columns = len(table.columns)
+        draws.cells = 0
+        src.set_state(key, JobState.ABORTED)
+        await pilot.pause(0.3)
+        assert table.job_keys[0] == key
+        assert "aborted" in row_text(table, key)
+        assert 0 < draws.cells < columns
+        node = tree.get_node_at_line(3)
+        assert node is not None and "aborted" in node.label.plain
+        assert "1 finished" in screen_text(app)  # the counts at once
+        app.flush_updates()
+        await pilot.pause(0.1)
+        # The only finished job: below every active one, in the table and the tree.
+        assert table.job_keys[-1] == key and table.job_keys[0] != key
+        assert "aborted" in str(table.get_cell(str(key), "state"))
+        moved = tree.get_node_at_line(3)
+        assert moved is not None and moved.data != JobRef(key)
+
+
+async def test_a_row_shown_in_its_new_state_moves_by_itself():
+    src = recorded.many(28, hosts=1)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.3)
+        table = app.query_one(JobTable)
+        first, second = table.job_keys[:2]
+        src.set_state(first, JobState.COMPLETED)
+        await pilot.pause(0.1)
+        src.set_state(second, JobState.FAILED)  # while the first waits to move
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if table.job_keys[-2:] == [second, first] or table.job_keys[-2:] == [first, second]:
+                break
+        assert set(table.job_keys[-2:]) == {first, second}
+        assert table.job_keys[0] not in (first, second)
+
+
+async def test_quitting_while_a_row_waits_to_move_is_clean():
+    src = recorded.many(6, hosts=1)
+    app = JobTUI(src, clock=src.clock, tz=UTC)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.wait_until_loaded()
+        await pilot.pause(0.2)
+        table = app.query_one(JobTable)
+        await pilot.press("down")
+        src.set_state(table.job_keys[1], JobState.ABORTED)
+        await pilot.pause()
+        app.exit()
+    # run_test re-raises what the app met while closing (a handler after the screens).
+    assert app.return_code in (0, None)

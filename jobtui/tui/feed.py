@@ -15,11 +15,16 @@ from textual.timer import Timer
 
 from jobtui.model import EngineEvent, HostChanged, HostState, Job, JobKey
 from jobtui.source import JobSource
+from jobtui.tui import textual_fixes
 from jobtui.tui.attention import Watcher
+from jobtui.tui.collector import PaintHold
 from jobtui.tui.inbox import Inbox
 from jobtui.tui.messages import EngineEventsPending, SnapshotLoaded, XmlLoaded
 from jobtui.tui.store import JobStore
 from jobtui.tui.widgets.detail import DetailPane
+
+# How long a job that finished stays in its row, in its new state, before it moves.
+SETTLE_AFTER = 0.3
 
 
 class EngineFeed(App[None]):
@@ -33,6 +38,10 @@ class EngineFeed(App[None]):
     _watcher: Watcher
     _paint_timer: Timer | None
     _paint_due: float
+    _paint_hold: PaintHold | None
+    _settle_timer: Timer | None
+    _settle_due: bool
+    _last_second: int | None
     _engine_up: bool
     _baselined: bool
     _freeze_gc: bool
@@ -49,6 +58,36 @@ class EngineFeed(App[None]):
 
     def _apply_batch(self) -> None:
         raise NotImplementedError
+
+    def flush_updates(self) -> None:
+        """Apply every engine event handed over so far, now, and redraw what moves with
+        the clock as of now (a test's or a screenshot's moment, whatever ticked before)."""
+        self._drain()
+        self._last_second = None
+        self._apply_batch()
+        if self._settle_timer is not None:
+            # Rows shown in their new state where they were: in order now, not later.
+            self._settle_timer.stop()
+            self._settle()
+
+    def _on_second(self) -> None:
+        if self._paint_hold is not None:
+            self._paint_hold.expire(time.monotonic())
+        self._apply_batch()
+
+    def _pending_writes(self) -> int:
+        writer = getattr(self._driver, "_writer_thread", None)
+        return textual_fixes.pending_writes(writer) if writer is not None else 0
+
+    def _settle_later(self) -> None:
+        if self._settle_timer is None:
+            # Not pushed back by later moves: under a stream of ends rows still settle.
+            self._settle_timer = self.set_timer(SETTLE_AFTER, self._settle)
+
+    def _settle(self) -> None:
+        self._settle_timer = None
+        self._settle_due = True
+        self._apply_batch()
 
     def _hand_off(self, event: EngineEvent) -> None:
         # Runs on an engine thread: stamp and queue (the inbox wakes the UI). Nothing else.

@@ -22,7 +22,7 @@ from datetime import tzinfo
 from pathlib import Path
 
 from textual import events, on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, ScreenStackError
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
@@ -130,6 +130,9 @@ class JobView(EngineFeed):
         self._inbox = Inbox(lambda: self.post_message(EngineEventsPending()), coalesce=coalesce)
         self._paint_timer: Timer | None = None
         self._paint_due = 0.0  # when the pending timer fires (time.monotonic())
+        # Rows shown in a new state where they were, to be put in order (_settle).
+        self._settle_timer: Timer | None = None
+        self._settle_due = False
         self._visible_keys: list[JobKey] | None = None  # jobs with a row, in display order
         self._visible_set: set[JobKey] = set()
         self._store = JobStore()
@@ -168,13 +171,6 @@ class JobView(EngineFeed):
     async def wait_until_loaded(self) -> None:
         """Until the first job list is on screen."""
         await self._loaded.wait()
-
-    def flush_updates(self) -> None:
-        """Apply every engine event handed over so far, now, and redraw what moves with
-        the clock as of now (a test's or a screenshot's moment, whatever ticked before)."""
-        self._drain()
-        self._last_second = None
-        self._apply_batch()
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -303,19 +299,10 @@ class JobView(EngineFeed):
             and matches(job, self._filter)
         )
 
-    def _on_second(self) -> None:
-        if self._paint_hold is not None:
-            self._paint_hold.expire(time.monotonic())
-        self._apply_batch()
-
-    def _pending_writes(self) -> int:
-        writer = getattr(self._driver, "_writer_thread", None)
-        return textual_fixes.pending_writes(writer) if writer is not None else 0
-
     def _apply_batch(self) -> None:
         try:
             self._apply_batch_now()
-        except NoMatches:
+        except (NoMatches, ScreenStackError):
             # The timer fired while the screen is being torn down (quitting): the
             # widgets are gone and nothing is left to update.
             return
@@ -327,7 +314,7 @@ class JobView(EngineFeed):
         second = int(now)
         new_second = second != self._last_second
         self._last_second = second
-        if not changes and not new_second and not self._view_dirty:
+        if not changes and not new_second and not self._view_dirty and not self._settle_due:
             return
         if changes:
             # Clock ticks do not count: only engine news opens a coalescing window.
@@ -340,15 +327,24 @@ class JobView(EngineFeed):
         table = self.query_one(JobTable)
 
         column, descending = self._sort
+        settling, self._settle_due = self._settle_due, False
         same_rows = not (
             self._visible_keys is None
             or changes.structure
-            or changes.moved
             or self._view_dirty
+            or settling
             or (changes.states and self._filter)
             or (column is not None and changes.jobs)
             or (column in MOVING and new_second)
         )
+        # A job that finished (or runs again) is first shown in its new state where the
+        # operator saw it, and moved among the others a moment later: the move redraws
+        # every row it passes, and the state is what the operator waits for.
+        in_place = same_rows and bool(changes.moved) and changes.moved <= self._visible_set
+        if in_place:
+            self._settle_later()
+        elif changes.moved:
+            same_rows = False
         if not same_rows:
             # Which jobs have a row changes only with these; a progress storm reuses it
             # (unless the rows are sorted by a figure it moves).
@@ -388,8 +384,10 @@ class JobView(EngineFeed):
             changes.structure
             or self._view_dirty
             or (changes.states and self._filter)
+            or settling
             or (
                 changes.moved
+                and not in_place
                 and not (self._show_finished and tree.keeps_places(changes.moved, store.jobs))
             )
         ):
@@ -553,7 +551,8 @@ class JobView(EngineFeed):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # The event may name a row the cursor only passed while rows were re-sorted:
         # read the table's current selection instead.
-        self._sync_detail(changed=set())
+        if self.screen_stack:  # not handled after the app's last screen went (quitting)
+            self._sync_detail(changed=set())
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         """A click on a header sorts by it; a second click inverts."""
