@@ -339,17 +339,21 @@ def keys(uri: str, tmp: Path, presses: int) -> None:
         bare.wait(row_has("bare textual app"), 30)
         time.sleep(2.0)
         res: dict[str, list[float]] = {"jobtui": [], "bare": []}
+        halves: dict[str, list[float]] = {}
         opened = row_has("jobtui keys")
         for _ in range(presses):
             for label, pane in (("jobtui", tui), ("bare", bare)):
-                t = pane.keys("?")
-                res[label].append((pane.wait(opened) - t) * 1000)
-                time.sleep(0.15)
-                t = pane.keys("?")
-                res[label].append((pane.wait(lambda s: not opened(s)) - t) * 1000)
-                time.sleep(0.15)
+                for half, pred in (("open", opened), ("close", lambda s: not opened(s))):
+                    t = pane.keys("?")
+                    ms = (pane.wait(pred) - t) * 1000
+                    res[label].append(ms)
+                    halves.setdefault(f"{label} {half}", []).append(ms)
+                    time.sleep(0.15)
         report("key: jobtui (open + close help)", res["jobtui"])
         report("key: bare Textual app", res["bare"])
+        for half in ("open", "close"):
+            for label in ("jobtui", "bare"):
+                report(f"key: {label}, {half} only", halves[f"{label} {half}"])
         diff = statistics.median(res["jobtui"]) - statistics.median(res["bare"])
         note("key: jobtui - bare, median", f"{diff:+.1f} ms", diff)
     finally:

@@ -192,3 +192,23 @@ async def test_opening_help_does_not_lay_out_the_job_view_behind_it(monkeypatch)
         await pilot.pause(0.3)
         assert app.screen is jobs
         assert "copy-vda" in app.export_screenshot()
+
+
+async def test_help_is_built_once_and_again_after_a_theme_change() -> None:
+    app = make_app(recorded.busy())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await app.wait_until_loaded()
+        await pilot.press("question_mark")
+        first = app.screen
+        assert isinstance(first, HelpScreen)
+        await pilot.press("question_mark")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark")
+        assert app.screen is first  # shown again, not composed again
+        await pilot.press("escape")
+        app.theme = "nord" if app.theme != "nord" else "gruvbox"
+        await pilot.pause()
+        await pilot.press("question_mark")
+        again = app.screen
+        assert isinstance(again, HelpScreen) and again is not first
+        assert "jobtui keys" in app.export_screenshot().replace("&#160;", " ")
