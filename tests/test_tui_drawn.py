@@ -305,3 +305,20 @@ async def test_quitting_while_a_row_waits_to_move_is_clean():
         app.exit()
     # run_test re-raises what the app met while closing (a handler after the screens).
     assert app.return_code in (0, None)
+
+
+async def test_with_finished_jobs_hidden_an_ended_row_shows_its_end_then_goes(monkeypatch):
+    monkeypatch.setattr(feed, "SETTLE_AFTER", 60.0)  # the move waits for flush_updates
+    async with many_jobs(monkeypatch) as (src, app, pilot, draws):
+        table = app.query_one(JobTable)
+        await pilot.press("h")  # finished jobs hidden
+        await pilot.pause(0.1)
+        rows = len(table.job_keys)
+        key = table.job_keys[2]
+        src.set_state(key, JobState.FAILED)
+        await pilot.pause(0.3)
+        assert table.job_keys[2] == key and "failed" in row_text(table, key)
+        app.flush_updates()
+        await pilot.pause(0.1)
+        assert key not in table.job_keys and len(table.job_keys) == rows - 1
+        assert "1 finished (hidden" in screen_text(app)
