@@ -64,6 +64,11 @@ POLL = 0.05  # seconds between reads of a screen whose pane wrote nothing
 Pred = Callable[[str], bool]
 
 
+# --trace FILE: each event's times (act, virsh's line, TUI screen, watch line), one line
+# each, to match with a log written inside the TUI.
+TRACE: list[str] = []
+
+
 def env() -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if k not in ("LIBVIRT_DEFAULT_URI", "JOBTUI_DEBUG")}
     e.update(PYTHONUNBUFFERED="1", TERM="xterm-256color", COLORTERM="truecolor")
@@ -328,6 +333,9 @@ def _copy_and_abort(
         lat["tui"].append((t_tui - t_virsh) * 1000)
         lat[state].append((t_tui - t_virsh) * 1000)
         lat["watch"].append((t_watch - t_virsh) * 1000)
+        if TRACE:
+            with open(TRACE[0], "a") as f:
+                f.write(f"{name} {state} {since:.6f} {t_virsh:.6f} {t_tui:.6f} {t_watch:.6f}\n")
 
 
 def keys(uri: str, tmp: Path, presses: int) -> None:
@@ -601,8 +609,11 @@ def main() -> None:
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
     ap.add_argument("--storm", type=float, default=30.0, help="seconds of the storm scene")
     ap.add_argument("--demo", action="store_true", help="also the demo's bytes at 80x24")
+    ap.add_argument("--trace", default="", help="append each event's times to this file")
     ap.add_argument("--only", default="", help="comma list: events,fifty,storm,demo")
     args = ap.parse_args()
+    if args.trace:
+        TRACE.append(args.trace)
     if not 1 <= args.trials <= 17:
         # At 120x35 the table shows 18 rows: an 18th finished copy sorts out of view.
         ap.error("--trials must be 1..17 (the finished copies must stay in view)")

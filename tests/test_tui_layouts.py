@@ -295,3 +295,30 @@ async def test_the_key_bar_follows_the_terminal_width():
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.2)
         assert len(key_bar(footer)) == 80 and "q Quit" in key_bar(footer)
+
+
+async def test_a_selected_job_whose_end_overflows_the_detail_pane_lays_out_once():
+    # Textual sets the new virtual size a layout gives as a reactive that asks for
+    # another layout: the pane and its fields did, 2-3 whole-screen layouts per event.
+    src = recorded.busy()
+    copy = next(j.key for j in src.jobs() if j.name == "copy-vda")
+    src.set_state(copy, JobState.RUNNING)
+    app = make_app(src)
+    async with app.run_test(size=(120, 33)) as pilot:
+        await settle(app, pilot)
+        assert app.query_one(JobTable).select(copy)
+        await pilot.pause(0.2)
+        pane = app.query_one(DetailPane)
+        assert pane.max_scroll_y == 0  # the running copy fits
+        end = "aborted after READY: " + "/var/lib/libvirt/images/web1-vda-copy.qcow2 " * 3
+        with layouts(app) as seen:
+            src.set_state(copy, JobState.ABORTED, message=end.strip())
+            app.flush_updates()
+            await pilot.pause(0.3)
+        assert seen == [app.screen]
+        # What the user sees: the pane scrolls, and at its end is the message.
+        assert pane.max_scroll_y > 0
+        pane.scroll_end(animate=False)
+        await pilot.pause(0.2)
+        shown = "\n".join(str(line.text) for line in app.screen._compositor.render_strips())
+        assert "web1-vda-copy.qcow2" in shown and "aborted after READY" in shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
@@ -80,7 +82,25 @@ def _value(key: str, value: StatValue) -> str:
 ABOVE_FIELDS = 2  # the pane's title and rate line, a line each
 
 
-class FieldLines(Widget):
+class _LaidOutOnce:
+    """A widget whose new virtual size, set by a layout of the screen, does not ask for
+    another one. Textual sets it as a reactive that lays out again on change: the
+    detail pane and its fields grow when a selected job's end overflows the pane, and
+    each asked for a second layout of the whole screen (2-3 of them, ~15 ms each at
+    120x35, for one event; docs/performance.md). The first layout already placed
+    everything at that size, and the scrollbars still follow it (`_scroll_update`).
+
+    A mixin, not a Widget: Textual gives each Widget subclass its own `can_focus`,
+    which would hide the pane's (a scrollable container's) from the focus chain."""
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        widget: Any = super()  # the Widget this is mixed into
+        return bool(widget._size_updated(size, virtual_size, container_size, layout=False))
+
+
+class FieldLines(_LaidOutOnce, Widget):
     """The job's fields (jobtui.tui.widgets.field_grid), drawn once per change and kept
     as lines, from which Textual paints: new figures repaint only the cells that
     changed (an elapsed time's digits), not the pane.
@@ -145,7 +165,7 @@ class FieldLines(Widget):
         return Strip(lines[y]).apply_style(base).adjust_cell_length(width, base)
 
 
-class DetailPane(VerticalScroll):
+class DetailPane(_LaidOutOnce, VerticalScroll):
     """Scrollable, so a job with many stats still fits a 24-line terminal."""
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
