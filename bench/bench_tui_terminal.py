@@ -23,9 +23,13 @@ source (bench/tui_storm_app.py).
   (bench/bench_tui_events.py), and any event never shown.
 - bytes (with --demo): `jobtui demo --no-migration` and `top -d 1` at 80x24.
 
-It ends with issue 11's goals, each figure against the most it may be.
+It ends with issue 11's goals, each figure against the most it may be. With --trace FILE
+each event of the first scene is also written to FILE (its domain, state, and the times
+of the act, virsh's line, the TUI's screen and watch's line, as Unix seconds), to match
+with a log written inside the TUI (docs/performance.md, "Nineteenth pass").
 
     .venv/bin/python bench/bench_tui_terminal.py [--trials 14] [--rounds 2] [--demo]
+        [--only events,fifty,storm,demo] [--trace FILE]
 """
 
 from __future__ import annotations
