@@ -500,6 +500,27 @@ async def test_tab_cycles_focus_without_a_mouse():
         assert seen == ["DetailPane", "DomainTree", "JobTable"]
 
 
+
+async def test_a_detail_longer_than_its_pane_scrolls_from_the_keyboard():
+    # At 80x24 the pane has a few lines; a copy's fields, paths and hints take more.
+    src = recorded.busy()
+    app = make_app(src)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await select(app, pilot, key_of(src, "copy-vda"))
+        pane = app.query_one(DetailPane)
+        assert pane.max_scroll_y > 0 and pane.scroll_y == 0
+        shown = "\n".join(line.text for line in app.screen._compositor.render_strips())
+        assert "web1-vda.copy.qcow2" not in shown  # below the pane's last line
+        await pilot.press("tab")
+        assert app.focused is pane
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert pane.scroll_y == pane.max_scroll_y
+        # What the operator sees at the bottom: the copy's destination path.
+        shown = "\n".join(line.text for line in app.screen._compositor.render_strips())
+        assert "web1-vda.copy.qcow2" in shown
+
 def _nodes(tree: DomainTree):
     out, todo = [], [tree.root]
     while todo:
