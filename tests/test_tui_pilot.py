@@ -500,7 +500,6 @@ async def test_tab_cycles_focus_without_a_mouse():
         assert seen == ["DetailPane", "DomainTree", "JobTable"]
 
 
-
 async def test_a_detail_longer_than_its_pane_scrolls_from_the_keyboard():
     # At 80x24 the pane has a few lines; a copy's fields, paths and hints take more.
     src = recorded.busy()
@@ -520,6 +519,7 @@ async def test_a_detail_longer_than_its_pane_scrolls_from_the_keyboard():
         # What the operator sees at the bottom: the copy's destination path.
         shown = "\n".join(line.text for line in app.screen._compositor.render_strips())
         assert "web1-vda.copy.qcow2" in shown
+
 
 def _nodes(tree: DomainTree):
     out, todo = [], [tree.root]
