@@ -10,6 +10,7 @@ from datetime import UTC
 from typing import Any
 
 from textual.widgets import DataTable, Tree
+from tuitools import screen_text
 
 from jobtui import recorded
 from jobtui.model import JobDismissed, JobKey, JobState, JobStateChanged
@@ -127,10 +128,6 @@ async def test_what_moved_shows_and_clicks_as_the_job_now_there(monkeypatch):
             assert metas == {y}
             if isinstance(node.data, JobRef):
                 assert node.data.key.name in strip.text
-
-
-def screen_text(app: JobTUI) -> str:
-    return app.export_screenshot().replace("&#160;", " ")
 
 
 async def test_what_only_changed_lines_repaint_shows_is_what_a_full_repaint_shows():

@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from textual.screen import Screen
+from tuitools import screen_text
 
 from jobtui import recorded
 from jobtui.model import JobKey, JobState, JobStateChanged
@@ -320,5 +321,5 @@ async def test_a_selected_job_whose_end_overflows_the_detail_pane_lays_out_once(
         assert pane.max_scroll_y > 0
         pane.scroll_end(animate=False)
         await pilot.pause(0.2)
-        shown = "\n".join(str(line.text) for line in app.screen._compositor.render_strips())
+        shown = screen_text(app)
         assert "web1-vda-copy.qcow2" in shown and "aborted after READY" in shown

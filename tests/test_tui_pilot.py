@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label, Static
+from tuitools import screen_text
 
 from jobtui import recorded
 from jobtui.model import ControlOp, DomainChanged, JobKey, JobState
@@ -509,7 +510,7 @@ async def test_a_detail_longer_than_its_pane_scrolls_from_the_keyboard():
         await select(app, pilot, key_of(src, "copy-vda"))
         pane = app.query_one(DetailPane)
         assert pane.max_scroll_y > 0 and pane.scroll_y == 0
-        shown = "\n".join(line.text for line in app.screen._compositor.render_strips())
+        shown = screen_text(app)
         assert "web1-vda.copy.qcow2" not in shown  # below the pane's last line
         await pilot.press("tab")
         assert app.focused is pane
@@ -517,7 +518,7 @@ async def test_a_detail_longer_than_its_pane_scrolls_from_the_keyboard():
         await pilot.pause(0.2)
         assert pane.scroll_y == pane.max_scroll_y
         # What the operator sees at the bottom: the copy's destination path.
-        shown = "\n".join(line.text for line in app.screen._compositor.render_strips())
+        shown = screen_text(app)
         assert "web1-vda.copy.qcow2" in shown
 
 
